@@ -1,0 +1,279 @@
+"""Training loop of the hybrid tokenizer (DESIGN.md sections 2 and 8).
+
+Each step reconstructs the batch through one decoder path picked with probability 0.5: the
+continuous path decode(f) or the discrete path decode(f_hat) (HART Sec. 3.1, alternating training),
+and adds the codebook + commitment loss of the multi-scale quantizer. Codebook usage per scale
+(perplexity, dead codes) is logged and dead codes are restarted from encoder outputs. An optional
+patch-GAN term joins after ``gan_start`` steps.
+
+Exact resume: the data, the path choice and the dead-code restarts are functions of (seed, step),
+and the checkpoint holds model, optimizer and usage state, so a run resumed at step s continues
+exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from PIL import Image
+from tqdm.auto import tqdm
+
+from tokenizer.checkpoint import atomic_write, save_json
+from tokenizer.config import TokenizerConfig, get_preset
+from tokenizer.data.images import to_pil
+from tokenizer.data.sources import StepBatches, image_stream
+from tokenizer.hybrid import HybridTokenizer
+from tokenizer.losses import PatchDiscriminator, hinge_d_loss, hinge_g_loss, psnr, reconstruction_loss
+
+CHECKPOINT_NAME = "checkpoint.pt"
+SAMPLE_IMAGES = 8
+SAMPLE_OFFSET = 10**9  # stream items far past any training batch serve as fixed previews
+
+
+@dataclass(frozen=True)
+class TokenizerTrainConfig:
+    """Everything a tokenizer training run depends on; saved as ``train_config.json``."""
+
+    out_dir: str
+    data: tuple[str, ...] = ("shapes",)
+    model: str = "cpu-f8-64"  # preset name or path of a TokenizerConfig JSON
+    steps: int = 1000
+    batch_size: int = 16
+    grad_accum: int = 1
+    lr: float = 4e-4
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 100
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = 1.0
+    l1_weight: float = 1.0
+    l2_weight: float = 1.0
+    vq_weight: float = 1.0
+    discrete_prob: float = 0.5
+    gan_weight: float = 0.0
+    gan_start: int = 0
+    restart_every: int = 100
+    max_zoom_out: float = 8.0
+    log_every: int = 10
+    sample_every: int = 500
+    ckpt_every: int = 250
+    seed: int = 0
+    mixed_precision: str = "no"
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data", tuple(self.data))
+        object.__setattr__(self, "betas", tuple(self.betas))
+        if self.steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
+            raise ValueError("steps, batch_size and grad_accum must be at least 1")
+        if not 0.0 <= self.discrete_prob <= 1.0:
+            raise ValueError(f"discrete_prob must lie in [0, 1], got {self.discrete_prob}")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ValueError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+
+    def model_config(self) -> TokenizerConfig:
+        path = Path(self.model)
+        if path.suffix == ".json" and path.is_file():
+            return TokenizerConfig(**json.loads(path.read_text()))
+        return get_preset(self.model)
+
+
+def lr_at(step: int, cfg: TokenizerTrainConfig) -> float:
+    """Linear warm-up, then cosine decay to ``min_lr_ratio * lr``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def codebook_stats(counts_KV: torch.Tensor) -> dict[str, float]:
+    """Perplexity per scale and dead codes overall from usage counts (K, V)."""
+    probs = counts_KV / counts_KV.sum(1, keepdim=True).clamp_min(1)
+    perplexity = torch.exp(-(probs * probs.clamp_min(1e-12).log()).sum(1))
+    stats = {f"ppl{k}": float(p) for k, p in enumerate(perplexity)}
+    stats["dead"] = int((counts_KV.sum(0) == 0).sum())
+    return stats
+
+
+class TokenizerTrainer:
+    """Holds the state of one run; ``run()`` trains to ``cfg.steps`` from wherever it stands."""
+
+    def __init__(self, cfg: TokenizerTrainConfig, resume: bool = False) -> None:
+        self.cfg = cfg
+        self.out = Path(cfg.out_dir)
+        self.acc = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
+        torch.manual_seed(cfg.seed)
+        self.model_cfg = cfg.model_config()
+        self.model = HybridTokenizer(self.model_cfg).to(memory_format=torch.channels_last)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=0.0)
+        self.disc = PatchDiscriminator() if cfg.gan_weight > 0 else None
+        self.disc_opt = (torch.optim.AdamW(self.disc.parameters(), lr=cfg.lr, betas=cfg.betas)
+                         if self.disc is not None else None)
+        K, V = self.model_cfg.num_scales, self.model_cfg.vocab_size
+        self.usage = torch.zeros(K, V)
+        self.step = 0
+        self.history: list[dict] = []
+        if resume and (self.out / CHECKPOINT_NAME).is_file():
+            self.load_checkpoint()
+        self.data = image_stream(cfg.data, self.model_cfg.image_size, cfg.seed, cfg.max_zoom_out)
+        self.model, self.opt = self.acc.prepare(self.model, self.opt)
+        if self.disc is not None:
+            self.disc, self.disc_opt = self.acc.prepare(self.disc, self.disc_opt)
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self) -> dict:
+        unwrap = self.acc.unwrap_model
+        return {
+            "step": self.step, "model": unwrap(self.model).state_dict(), "opt": self.opt.state_dict(),
+            "disc": unwrap(self.disc).state_dict() if self.disc is not None else None,
+            "disc_opt": self.disc_opt.state_dict() if self.disc_opt is not None else None,
+            "usage": self.usage, "history": self.history,
+            "train_config": dataclasses.asdict(self.cfg), "model_config": self.model_cfg.to_dict(),
+        }
+
+    def save_checkpoint(self) -> None:
+        if self.acc.is_main_process:
+            state = self.state()
+            atomic_write(self.out / CHECKPOINT_NAME, lambda tmp: torch.save(state, tmp))
+
+    def load_checkpoint(self) -> None:
+        path = self.out / CHECKPOINT_NAME
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:  # a truncated or foreign file: say which and what to do
+            raise RuntimeError(f"cannot read checkpoint {path} ({e}); delete it to start afresh") from e
+        if state["model_config"] != self.model_cfg.to_dict():
+            raise RuntimeError(f"checkpoint {path} was trained with another model configuration; "
+                               "use a new --out directory or the same --model")
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
+        if self.disc is not None and state["disc"] is not None:
+            self.disc.load_state_dict(state["disc"])
+            self.disc_opt.load_state_dict(state["disc_opt"])
+        self.usage, self.step, self.history = state["usage"], state["step"], state["history"]
+
+    # ------------------------------------------------------------------ one step
+    def loader(self):
+        sampler = StepBatches(self.cfg.batch_size, self.step * self.cfg.grad_accum,
+                              self.acc.process_index, self.acc.num_processes)
+        return torch.utils.data.DataLoader(self.data, batch_sampler=sampler, num_workers=self.cfg.num_workers)
+
+    def train_step(self, images: torch.Tensor, use_residual: bool) -> dict[str, float]:
+        cfg = self.cfg
+        with self.acc.accumulate(self.model):
+            out = self.model(images, use_residual=use_residual)
+            rec = reconstruction_loss(out.recon, images, cfg.l1_weight, cfg.l2_weight)
+            loss = rec + cfg.vq_weight * out.vq_loss
+            gan_on = self.disc is not None and self.step >= cfg.gan_start
+            if gan_on:
+                loss = loss + cfg.gan_weight * hinge_g_loss(self.disc(out.recon))
+            self.acc.backward(loss)
+            if self.acc.sync_gradients and cfg.grad_clip > 0:
+                self.acc.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.opt.step()
+            self.opt.zero_grad(set_to_none=True)
+            if gan_on:
+                d_loss = hinge_d_loss(self.disc(images), self.disc(out.recon.detach()))
+                self.acc.backward(d_loss)
+                self.disc_opt.step()
+                self.disc_opt.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for k, idx in enumerate(out.indices):
+                self.usage[k] += torch.bincount(idx.flatten().cpu(), minlength=self.usage.shape[1]).float()
+        return {"loss": loss.item(), "rec": rec.item(), "vq": out.vq_loss.item(),
+                "psnr": psnr(out.recon.detach(), images).mean().item(),
+                "path": "hybrid" if use_residual else "discrete", "f": out.f.detach()}
+
+    def restart_dead_codes(self, f: torch.Tensor, generator: torch.Generator) -> int:
+        """Replace codes unused since the last restart by random encoder output vectors."""
+        dead = (self.usage.sum(0) == 0).nonzero().flatten()
+        if len(dead):
+            vectors = f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]).float().cpu()
+            pick = torch.randint(len(vectors), (len(dead),), generator=generator)
+            self.acc.unwrap_model(self.model).quantizer.restart_codes(dead, vectors[pick])
+        self.usage.zero_()
+        return len(dead)
+
+    # ------------------------------------------------------------------ samples
+    @torch.no_grad()
+    def save_samples(self) -> Path:
+        """Grid of fixed images: rows original, discrete-only and hybrid reconstructions."""
+        model = self.acc.unwrap_model(self.model).eval()
+        images = torch.stack([self.data[SAMPLE_OFFSET + i] for i in range(SAMPLE_IMAGES)])
+        images = images.to(self.acc.device)
+        codes = model.encode(images)
+        rows = [images, model.decode(codes, use_residual=False), model.decode(codes)]
+        model.train()
+        S = images.shape[-1]
+        grid = Image.new("RGB", (S * SAMPLE_IMAGES, S * len(rows)))
+        for r, row in enumerate(rows):
+            for c, img in enumerate(row):
+                grid.paste(to_pil(img), (c * S, r * S))
+        path = self.out / "samples" / f"step_{self.step:07d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        grid.save(path)
+        return path
+
+    # ------------------------------------------------------------------ loop
+    def run(self, until: int | None = None) -> Path | None:
+        """Train to ``cfg.steps`` (or stop early at step ``until`` with a checkpoint).
+
+        Returns the ``final`` model directory, or None when stopped early.
+        """
+        cfg = self.cfg
+        stop = cfg.steps if until is None else min(until, cfg.steps)
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.acc.is_main_process:
+            save_json(self.out / "train_config.json", dataclasses.asdict(cfg))
+        batches = iter(self.loader())
+        bar = tqdm(total=cfg.steps, initial=self.step, desc="tokenizer", disable=not self.acc.is_main_process)
+        t0, seen = time.perf_counter(), 0
+        self.model.train()
+        while self.step < stop:
+            rng = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
+            use_residual = bool(torch.rand((), generator=rng) >= cfg.discrete_prob)
+            for group in self.opt.param_groups:
+                group["lr"] = lr_at(self.step, cfg)
+            for _ in range(cfg.grad_accum):
+                images = next(batches).to(self.acc.device, memory_format=torch.channels_last)
+                logs = self.train_step(images, use_residual)
+                seen += images.shape[0] * self.acc.num_processes
+            self.step += 1
+            f = logs.pop("f")
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                logs.update(step=self.step, lr=lr_at(self.step - 1, cfg),
+                            img_s=seen / (time.perf_counter() - t0), **codebook_stats(self.usage))
+                self.history.append(logs)
+                bar.set_postfix(loss=f"{logs['loss']:.4f}", psnr=f"{logs['psnr']:.2f}", path=logs["path"],
+                                img_s=f"{logs['img_s']:.1f}")
+                if self.acc.is_main_process:
+                    with open(self.out / "log.jsonl", "a") as fh:
+                        fh.write(json.dumps(logs) + "\n")
+            bar.update(1)
+            if cfg.restart_every and self.step % cfg.restart_every == 0:
+                self.restart_dead_codes(f, rng)
+            if self.acc.is_main_process and cfg.sample_every and self.step % cfg.sample_every == 0:
+                self.save_samples()
+            if cfg.ckpt_every and self.step % cfg.ckpt_every == 0:
+                self.save_checkpoint()
+        bar.close()
+        self.save_checkpoint()
+        if self.step < cfg.steps:
+            return None
+        final = self.out / "final"
+        if self.acc.is_main_process:
+            self.acc.unwrap_model(self.model).save_pretrained(final)
+        return final
+
+
+def train_tokenizer(cfg: TokenizerTrainConfig, resume: bool = False) -> Path | None:
+    """Train a tokenizer; returns the ``save_pretrained`` directory of the final weights."""
+    return TokenizerTrainer(cfg, resume=resume).run()
