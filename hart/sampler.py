@@ -1,0 +1,169 @@
+"""The unified sampler of HART (DESIGN.md section 6; HART Sec. 3.3, VAR Alg. 2).
+
+``generate`` is a function of (transformer, head, tokenizer, text condition, settings, generator),
+built from named steps: ``prefill`` the text once into a KV cache, ``decode_scale`` K times (sample
+indices with the CFG ramp, update f_hat, build the next input), ``refine_residual`` (the 8-step
+residual diffusion on the final scale) and ``decode_image``. All randomness flows through the
+``torch.Generator`` passed in. ``use_cache=False`` runs the naive reference: the full
+teacher-forced forward at every scale (future inputs zero, invisible under the block-causal mask).
+
+Classifier-free guidance: the batch holds the prompts then the null (empty) prompts; logits are
+mixed as (1 + t_k) l_cond - t_k l_null with t_k = cfg_scale * k / (K - 1) (VAR), and the head's
+noise prediction with the final scale's 1 + t_K.
+
+Shapes: B prompts, T text tokens, l tokens of one scale, V vocabulary, C latent channels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from hart.diffusion import GaussianDiffusion
+from hart.diffusion_head import DiffusionHead
+from hart.kv_cache import KVCache
+from hart.transformer import HARTTransformer
+from tokenizer.hybrid import HybridTokenizer
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    cfg_scale: float = 4.5
+    top_k: int = 600
+    top_p: float = 1.0
+    temperature: float = 1.0
+    diffusion_steps: int = 8
+    clip_residual: float = 5.0  # bound on the head's x0 estimate, in units of the scaled residual
+
+    def __post_init__(self) -> None:
+        if self.cfg_scale < 0:
+            raise ValueError(f"cfg_scale must be >= 0, got {self.cfg_scale}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must lie in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0 (0: no top-k), got {self.top_k}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.diffusion_steps < 1:
+            raise ValueError(f"diffusion_steps must be >= 1, got {self.diffusion_steps}")
+
+
+def sample_logits(logits_BlV: torch.Tensor, top_k: int, top_p: float, temperature: float,
+                  generator: torch.Generator | None) -> torch.Tensor:
+    """Indices (B, l) drawn from temperature / top-k / top-p filtered logits, without host syncs."""
+    logits = logits_BlV.float() / temperature
+    V = logits.shape[-1]
+    if 0 < top_k < V:
+        kth = logits.topk(top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        drop_sorted = cum - sorted_logits.softmax(-1) > top_p  # keep the smallest set reaching top_p
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    probs = logits.softmax(-1).flatten(0, -2)
+    return torch.multinomial(probs, 1, generator=generator).view(logits.shape[:-1])
+
+
+def guide(logits: torch.Tensor, t: float, guided: bool) -> torch.Tensor:
+    """(1 + t) cond - t null over the two halves of the batch (or the logits as they are)."""
+    if not guided:
+        return logits
+    cond, null = logits.chunk(2)
+    return (1 + t) * cond - t * null
+
+
+def refine_residual(ar: HARTTransformer, head: DiffusionHead, diffusion: GaussianDiffusion,
+                    h_BlD: torch.Tensor, codes_BlC: torch.Tensor, s: SamplingSettings, t_last: float,
+                    guided: bool, generator: torch.Generator | None) -> torch.Tensor:
+    """The residual tokens (B, l, C) of the final scale, sampled by the head in ``steps`` steps."""
+    z = ar.diffusion_condition(h_BlD, codes_BlC)  # (B or 2B, l, D)
+    z_c, z_u = z.chunk(2) if guided else (z, None)
+    B, l, _ = z_c.shape
+    C = codes_BlC.shape[-1]
+    x = diffusion.sample(head, z_c.flatten(0, 1), C, s.diffusion_steps, generator,
+                         cfg_scale=1 + t_last if guided else 1.0,
+                         z_null_ND=z_u.flatten(0, 1) if guided else None, clip_x0=s.clip_residual)
+    return x.view(B, l, C) / head.config.residual_scale
+
+
+@torch.no_grad()
+def generate(ar: HARTTransformer, head: DiffusionHead, tokenizer: HybridTokenizer,
+             text: tuple[torch.Tensor, torch.Tensor], null_text: tuple[torch.Tensor, torch.Tensor],
+             settings: SamplingSettings, generator: torch.Generator | None = None,
+             use_cache: bool = True, use_residual: bool = True) -> torch.Tensor:
+    """Images (B, 3, H, W) in [-1, 1] for text = (hidden (B, T, d), mask (B, T)).
+
+    ``null_text`` is the encoded empty prompt, (1, T0, d) and (1, T0), broadcast over the batch.
+    """
+    s = settings
+    cfg = ar.config
+    guided = s.cfg_scale > 0
+    hidden, mask = prepare_text(text, null_text if guided else None)
+    B = text[0].shape[0]
+    K, pn, C = cfg.num_scales, cfg.patch_nums, cfg.latent_channels
+    diffusion = GaussianDiffusion(head.config.train_steps)
+    rows = hidden.shape[0]
+    cache = KVCache(cfg.depth, rows, cfg.heads, hidden.shape[1] + cfg.image_tokens, cfg.head_dim,
+                    hidden.device, hidden.dtype) if use_cache else None
+    if use_cache:
+        logits, h, pooled = ar.prefill(hidden, mask, cache)
+        rope = ar.rope(hidden.device)
+    inputs = hidden.new_zeros(rows, cfg.image_tokens - 1, C)  # the naive path's growing input
+    f_hat = hidden.new_zeros(B, C, pn[-1], pn[-1])
+    first = 0
+    for k, p in enumerate(pn):
+        if k > 0:
+            x = inputs[:, first - 1:first - 1 + p * p]
+            if use_cache:
+                logits, h = ar.decode_scale(k, x, pooled, mask, cache, rope)
+            else:
+                all_logits, all_h = ar(hidden, mask, inputs)
+                logits, h = all_logits[:, first:first + p * p], all_h[:, first:first + p * p]
+        elif not use_cache:
+            all_logits, all_h = ar(hidden, mask, inputs)
+            logits, h = all_logits[:, :1], all_h[:, :1]
+        t = s.cfg_scale * k / max(K - 1, 1)
+        idx = sample_logits(guide(logits, t, guided), s.top_k, s.top_p, s.temperature, generator)
+        codes = tokenizer.quantizer.lookup(idx.view(B, p, p))  # (B, C, p, p)
+        f_hat, nxt = tokenizer.quantizer.next_scale_input(k, f_hat, codes)
+        if nxt is not None:
+            n = pn[k + 1] ** 2
+            step_in = nxt.flatten(2).transpose(1, 2)
+            inputs[:, first + p * p - 1:first + p * p - 1 + n] = step_in.repeat(rows // B, 1, 1)
+        first += p * p
+    if use_residual:
+        codes_BlC = codes.flatten(2).transpose(1, 2).repeat(rows // B, 1, 1)
+        residual = refine_residual(ar, head, diffusion, h, codes_BlC, s, t, guided, generator)
+        f_hat = f_hat + residual.transpose(1, 2).reshape(B, C, pn[-1], pn[-1])
+    return decode_image(tokenizer, f_hat)
+
+
+def prepare_text(text, null_text):
+    """Stack prompts and (broadcast) null prompts, left-padding both to one length."""
+    hidden, mask = text
+    if null_text is None:
+        return hidden, mask
+    nh, nm = null_text
+    B, T = mask.shape
+    T0 = nm.shape[1]
+    Tm = max(T, T0)
+    hidden = torch.cat([pad_left(hidden, Tm), pad_left(nh, Tm).expand(B, -1, -1)])
+    mask = torch.cat([pad_left(mask, Tm), pad_left(nm, Tm).expand(B, -1)])
+    return hidden, mask
+
+
+def pad_left(x: torch.Tensor, length: int) -> torch.Tensor:
+    """Pad dim 1 of x on the left with zeros (False for masks) up to ``length``."""
+    missing = length - x.shape[1]
+    if missing <= 0:
+        return x
+    pad = x.new_zeros((x.shape[0], missing, *x.shape[2:]))
+    return torch.cat([pad, x], dim=1)
+
+
+def decode_image(tokenizer: HybridTokenizer, latent: torch.Tensor) -> torch.Tensor:
+    """Decode a latent (B, C, h, h) to images (B, 3, H, W) in [-1, 1]."""
+    return tokenizer.decode_latent(latent).clamp(-1.0, 1.0)
