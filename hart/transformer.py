@@ -81,8 +81,6 @@ class HARTTransformer(nn.Module):
         self.head_ada = nn.Sequential(nn.SiLU(), nn.Linear(D, 2 * D))
         self.head = nn.Linear(D, cfg.vocab_size)
         self.cond_norm = nn.RMSNorm(D, eps=cfg.norm_eps, elementwise_affine=False)
-        levels = torch.cat([torch.full((p * p,), k) for k, p in enumerate(cfg.patch_nums)])
-        self.register_buffer("levels_L", levels, persistent=False)
         self.reset_parameters()
 
     @torch.no_grad()
@@ -103,6 +101,10 @@ class HARTTransformer(nn.Module):
         self.head_ada[1].weight.mul_(0.1)
 
     # ------------------------------------------------------------------ pieces
+    def levels(self, device: torch.device) -> torch.Tensor:
+        """Scale index (L,) of each of the L image tokens."""
+        return torch.cat([torch.full((p * p,), k, device=device) for k, p in enumerate(self.config.patch_nums)])
+
     def rope(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """cos, sin (L, hd) of the image tokens of all scales."""
         cfg = self.config
@@ -117,7 +119,7 @@ class HARTTransformer(nn.Module):
 
     def embed_scales(self, x_BlC: torch.Tensor, first: int, last: int) -> torch.Tensor:
         """Embedded inputs (B, l, D) of the tokens [first, last) of the L image tokens."""
-        return self.word_embed(x_BlC) + self.lvl_embed(self.levels_L[first:last])
+        return self.word_embed(x_BlC) + self.lvl_embed(self.levels(x_BlC.device)[first:last])
 
     def run_blocks(self, h: torch.Tensor, pooled: torch.Tensor, cos, sin, mask, cache, start) -> torch.Tensor:
         ada = self.shared_ada_lin(pooled).view(-1, 1, 6, self.config.width)
@@ -139,7 +141,7 @@ class HARTTransformer(nn.Module):
         """(B, 1, T + L - 1, T + L - 1) bool: a query sees valid text and scales up to its own."""
         B, T = text_mask_BT.shape
         blocks = torch.cat([torch.zeros(T, dtype=torch.long, device=text_mask_BT.device),
-                            self.levels_L[1:]])  # text is block 0, scale k >= 2 is block k - 1
+                            self.levels(text_mask_BT.device)[1:]])  # text is block 0, scale k >= 2 is block k - 1
         allowed = blocks[None, :] <= blocks[:, None]  # (N, N) key block <= query block
         valid = torch.cat([text_mask_BT, text_mask_BT.new_ones(B, len(blocks) - T)], dim=1)
         mask = allowed[None] & valid[:, None, :]

@@ -57,9 +57,9 @@ def save_component(directory: str | os.PathLike, config: Any, module: nn.Module)
     return directory
 
 
-def load_config(directory: str | os.PathLike, config_cls: type[T]) -> T:
-    """Read ``config.json`` of ``directory`` into ``config_cls``; unknown keys are an error."""
-    path = Path(directory) / CONFIG_NAME
+def load_config(directory: str | os.PathLike, config_cls: type[T], name: str = CONFIG_NAME) -> T:
+    """Read ``name`` (``config.json``) of ``directory`` into ``config_cls``; unknown keys are an error."""
+    path = Path(directory) / name
     if not path.is_file():
         raise CheckpointError(f"{path} not found: a model directory holds {CONFIG_NAME} and {WEIGHTS_NAME}")
     try:

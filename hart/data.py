@@ -1,0 +1,56 @@
+"""Captioned training data for the transformer (DESIGN.md section 7).
+
+``shapes`` is the procedural set of ``tokenizer.data.shapes``; a folder is an image-text folder:
+images plus ``captions.jsonl`` lines ``{"file": ..., "text": ...}``, resized (short side) and
+centre-cropped to the model's resolution. Item i is deterministic, so runs resume exactly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from tokenizer.data.images import read_captions, to_tensor
+from tokenizer.data.shapes import ShapesDataset
+
+
+class CaptionedFolder:
+    """(image (3, S, S) in [-1, 1], caption) of an image-text folder; item i is file i mod N."""
+
+    def __init__(self, folder: str | Path, size: int) -> None:
+        self.folder, self.size = Path(folder), size
+        captions = read_captions(folder)
+        if not captions:
+            raise FileNotFoundError(f"{self.folder / 'captions.jsonl'} is missing or empty: an image-text folder "
+                                    'holds images and captions.jsonl lines {"file": ..., "text": ...}')
+        self.items = sorted(captions.items())
+        missing = [f for f, _ in self.items if not (self.folder / f).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{len(missing)} captioned files are missing, e.g. {self.folder / missing[0]}")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
+        name, text = self.items[index % len(self.items)]
+        img = Image.open(self.folder / name).convert("RGB")
+        W, H = img.size
+        scale = self.size / min(W, H)
+        img = img.resize((max(self.size, round(W * scale)), max(self.size, round(H * scale))),
+                         Image.Resampling.BICUBIC)
+        W, H = img.size
+        left, top = (W - self.size) // 2, (H - self.size) // 2
+        return to_tensor(img.crop((left, top, left + self.size, top + self.size))), text
+
+
+def captioned_stream(spec: str, size: int, seed: int = 0):
+    """``shapes`` or an image-text folder, as an indexable stream of (image, caption)."""
+    if spec == "shapes":
+        return ShapesDataset(size=size, seed=seed)
+    return CaptionedFolder(spec, size)
+
+
+def collate(batch: list[tuple[torch.Tensor, str]]) -> tuple[torch.Tensor, list[str]]:
+    return torch.stack([b[0] for b in batch]), [b[1] for b in batch]

@@ -1,0 +1,202 @@
+"""The Python API: ``HARTPipeline`` (DESIGN.md sections 6 and 9).
+
+A model directory holds ``tokenizer/``, ``transformer/`` and ``diffusion_head/`` (each
+``config.json`` + ``model.safetensors``), ``text_encoder/config.json`` (a ``TextEncoderSpec``, plus
+``model.safetensors`` for random-weight encoders) and ``pipeline.json`` (sampling defaults).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from hart.config import HEAD_PRESETS, TRANSFORMER_PRESETS, DiffusionHeadConfig, TransformerConfig
+from hart.diffusion_head import DiffusionHead
+from hart.sampler import SamplingSettings, generate
+from hart.text_encoder import TextEncoder, default_text_encoder_dir
+from hart.text_encoder_specs import ByteTokenizer, TextEncoderSpec, random_text_model
+from hart.transformer import HARTTransformer
+from tokenizer.checkpoint import build_on_meta, load_config, load_weights, save_component, save_json
+from tokenizer.config import PRESETS as TOKENIZER_PRESETS
+from tokenizer.data.images import to_pil
+from tokenizer.hybrid import HybridTokenizer
+
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+
+
+@dataclass(frozen=True)
+class PipelinePreset:
+    tokenizer: str
+    transformer: str
+    head: str
+    text_encoder: TextEncoderSpec
+    sampling: SamplingSettings = SamplingSettings()
+
+
+PIPELINE_PRESETS: dict[str, PipelinePreset] = {
+    **{f"hart-0.7b-{r}": PipelinePreset(f"hart-{r}", f"hart-0.7b-{r}", "hart-0.7b",
+                                         TextEncoderSpec("random", architecture="qwen2-1.5b"))
+       for r in (256, 512, 1024)},
+    "cpu-64": PipelinePreset("cpu-f8-64", "cpu-64", "cpu-64", TextEncoderSpec("package"),
+                             SamplingSettings(cfg_scale=3.0, top_k=100)),
+    "tiny": PipelinePreset("tiny", "tiny", "tiny", TextEncoderSpec("random", architecture="tiny-bert"),
+                           SamplingSettings(cfg_scale=2.0, top_k=10)),
+}
+
+
+@dataclass
+class PipelineOutput:
+    images: list[Image.Image]
+
+
+def build_text_encoder(spec: TextEncoderSpec, max_length: int, seed: int = 0, meta: bool = False) -> TextEncoder:
+    """The text encoder a spec names; ``meta`` builds random encoders without memory (for counting)."""
+    if spec.kind == "package":
+        return TextEncoder.from_pretrained(default_text_encoder_dir(), max_length)
+    if spec.kind == "directory":
+        return TextEncoder.from_pretrained(spec.path, max_length)
+    if meta:
+        model = build_on_meta(lambda: random_text_model(spec.architecture, seed))
+    else:
+        model = random_text_model(spec.architecture, seed)
+    return TextEncoder(model, ByteTokenizer(), max_length)
+
+
+class HARTPipeline:
+    """Text -> images with HART: text encoder, AR transformer, residual diffusion head, tokenizer."""
+
+    def __init__(self, text_encoder: TextEncoder, transformer: HARTTransformer, head: DiffusionHead,
+                 tokenizer: HybridTokenizer, text_spec: TextEncoderSpec, settings: SamplingSettings) -> None:
+        tc = transformer.config
+        if tc.text_dim != text_encoder.width:
+            raise ValueError(f"transformer expects text width {tc.text_dim}, "
+                             f"the text encoder gives {text_encoder.width}")
+        if (tc.patch_nums, tc.vocab_size, tc.latent_channels) != (
+                tokenizer.config.patch_nums, tokenizer.config.vocab_size, tokenizer.config.latent_channels):
+            raise ValueError("transformer and tokenizer disagree on patch_nums, vocab_size or latent_channels")
+        self.text_encoder, self.transformer, self.head, self.tokenizer = text_encoder, transformer, head, tokenizer
+        self.text_spec, self.settings = text_spec, settings
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_preset(cls, name: str, seed: int = 0, text_encoder: str | None = None,
+                    device: str | torch.device = "cpu", meta: bool = False) -> HARTPipeline:
+        """A pipeline of preset ``name`` with random weights (the text encoder too, unless given)."""
+        if name not in PIPELINE_PRESETS:
+            raise KeyError(f"unknown preset {name!r}; known presets: {sorted(PIPELINE_PRESETS)}")
+        p = PIPELINE_PRESETS[name]
+        spec = TextEncoderSpec("directory", path=str(text_encoder)) if text_encoder else p.text_encoder
+        torch.manual_seed(seed)
+        with torch.device("meta" if meta else device):
+            ar = HARTTransformer(TRANSFORMER_PRESETS[p.transformer])
+            head = DiffusionHead(HEAD_PRESETS[p.head])
+            tok = HybridTokenizer(TOKENIZER_PRESETS[p.tokenizer])
+        te = build_text_encoder(spec, ar.config.max_text_len, seed, meta)
+        if not meta:
+            te.model.to(device)
+        return cls(te, ar.eval(), head.eval(), tok.eval(), spec, p.sampling)
+
+    @classmethod
+    def from_pretrained(cls, name_or_dir: str | os.PathLike, device: str | torch.device = "cpu",
+                        text_encoder: str | None = None) -> HARTPipeline:
+        """Load a shipped model by name or a ``save_pretrained`` directory."""
+        root = resolve_model_dir(name_or_dir)
+        spec = load_config(root / "text_encoder", TextEncoderSpec)
+        if text_encoder:
+            spec = dataclasses.replace(spec, kind="directory", path=str(text_encoder))
+        ar = _load(root / "transformer", TransformerConfig, HARTTransformer)
+        # Random encoders are built for real (their non-persistent buffers are not in the file).
+        te = build_text_encoder(spec, ar.config.max_text_len)
+        if spec.kind == "random":
+            load_weights(root / "text_encoder", te.model)
+        head = _load(root / "diffusion_head", DiffusionHeadConfig, DiffusionHead)
+        tok = HybridTokenizer.from_pretrained(root / "tokenizer")
+        settings = load_config(root, SamplingSettings, "pipeline.json") if (root / "pipeline.json").is_file() \
+            else SamplingSettings()
+        return cls(te, ar, head, tok, spec, settings).to(device)
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        root = Path(directory)
+        save_component(root / "transformer", self.transformer.config, self.transformer)
+        save_component(root / "diffusion_head", self.head.config, self.head)
+        self.tokenizer.save_pretrained(root / "tokenizer")
+        if self.text_spec.kind == "random":
+            save_component(root / "text_encoder", self.text_spec, self.text_encoder.model)
+        else:
+            save_json(root / "text_encoder" / "config.json", dataclasses.asdict(self.text_spec))
+        save_json(root / "pipeline.json", dataclasses.asdict(self.settings))
+        return root
+
+    def to(self, device: str | torch.device, dtype: torch.dtype | None = None) -> HARTPipeline:
+        """Move every component; ``dtype`` (e.g. torch.bfloat16) applies to the networks."""
+        for module in (self.transformer, self.head, self.tokenizer, self.text_encoder.model):
+            module.to(device=device, dtype=dtype)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.transformer.parameters()).device
+
+    def param_counts(self) -> dict[str, int]:
+        def count(m):
+            return sum(p.numel() for p in m.parameters())
+        return {"transformer": count(self.transformer), "diffusion_head": count(self.head),
+                "tokenizer": count(self.tokenizer), "text_encoder": count(self.text_encoder.model)}
+
+    # ------------------------------------------------------------------ generation
+    @torch.no_grad()
+    def __call__(self, prompts: str | list[str], seed: int = 0, batch_size: int = 8, progress: bool = True,
+                 **overrides) -> PipelineOutput:
+        """Generate one image per prompt. ``overrides``: cfg_scale, top_k, top_p, temperature, diffusion_steps."""
+        prompts = self.text_encoder.check_prompts(prompts)
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(SamplingSettings)}
+        if unknown:
+            raise TypeError(f"unknown sampling settings {sorted(unknown)}")
+        settings = dataclasses.replace(self.settings, **{k: v for k, v in overrides.items() if v is not None})
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        device = self.device
+        dtype = next(self.transformer.parameters()).dtype
+        generator = torch.Generator(device=device).manual_seed(seed)
+        null = self._encode([""], dtype)
+        images: list[Image.Image] = []
+        chunks = [prompts[i:i + batch_size] for i in range(0, len(prompts), batch_size)]
+        for chunk in tqdm(chunks, desc="generate", disable=not progress or len(chunks) == 1):
+            out = generate(self.transformer, self.head, self.tokenizer, self._encode(chunk, dtype), null,
+                           settings, generator)
+            images += [to_pil(x) for x in out.float()]
+        return PipelineOutput(images=images)
+
+    def _encode(self, prompts: list[str], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden, mask = self.text_encoder(prompts)
+        return hidden.to(dtype), mask
+
+
+def _load(directory: Path, config_cls, module_cls):
+    config = load_config(directory, config_cls)
+    module = build_on_meta(lambda: module_cls(config))
+    load_weights(directory, module)
+    return module.eval()
+
+
+def shipped_models() -> list[str]:
+    if not PRETRAINED_DIR.is_dir():
+        return []
+    return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / "pipeline.json").is_file())
+
+
+def resolve_model_dir(name_or_dir: str | os.PathLike) -> Path:
+    path = Path(name_or_dir)
+    if path.is_dir():
+        return path
+    if (PRETRAINED_DIR / str(name_or_dir)).is_dir():
+        return PRETRAINED_DIR / str(name_or_dir)
+    raise FileNotFoundError(f"no model directory or shipped model named {str(name_or_dir)!r}; shipped: "
+                            f"{shipped_models()}; presets with random weights: HARTPipeline.from_preset "
+                            f"{sorted(PIPELINE_PRESETS)}")
