@@ -1,4 +1,4 @@
-"""The ``hart`` command line: ``hart reconstruct`` and ``hart train-tokenizer``.
+"""The ``hart`` command line: generate, info, train, train-tokenizer, reconstruct.
 
 Library code does the work; this module only parses flags and prints results.
 """
@@ -41,6 +41,118 @@ TRAIN_TOKENIZER_HELP = {
 }
 
 
+TRAIN_HART_HELP = {
+    "out_dir": "run directory: checkpoint.pt, log.jsonl, samples/ and final/ (a HARTPipeline directory)",
+    "data": "'shapes' or an image-text folder (images + captions.jsonl)",
+    "preset": "pipeline preset of the transformer, head and text encoder (e.g. cpu-64, tiny)",
+    "tokenizer": "trained tokenizer (shipped name or directory), frozen; empty: the preset's, random",
+    "steps": "optimizer steps in total",
+    "batch_size": "images per micro-batch and process",
+    "grad_accum": "micro-batches per optimizer step",
+    "lr": "peak learning rate (AdamW)",
+    "min_lr_ratio": "final learning rate as a fraction of --lr (cosine decay)",
+    "warmup_steps": "linear warm-up steps",
+    "weight_decay": "AdamW weight decay of matrices",
+    "betas": "AdamW betas",
+    "grad_clip": "gradient norm clip (0: off)",
+    "cfg_drop": "probability of training a caption as the empty prompt (classifier-free guidance)",
+    "diffusion_weight": "weight of the residual diffusion loss",
+    "head_token_ratio": "fraction of final-scale tokens the diffusion head trains on per step",
+    "ema_decay": "EMA decay of the weights that are saved and sampled",
+    "log_every": "steps between log lines",
+    "sample_every": "steps between sample grids in samples/ (0: never)",
+    "ckpt_every": "steps between checkpoints (0: only at the end)",
+    "sample_prompts": "prompts of the sample grids",
+    "seed": "seed of the initialisation, data, caption dropout and diffusion noise",
+    "mixed_precision": "'no', 'bf16' or 'fp16' (accelerate)",
+    "num_workers": "data loader worker processes",
+}
+
+
+def load_pipeline(name: str, text_encoder: str | None = None, device: str = "cpu"):
+    """A shipped model, a saved directory, or (random weights) a preset."""
+    from hart.pipeline import PIPELINE_PRESETS, HARTPipeline
+
+    if name in PIPELINE_PRESETS and not Path(name).is_dir():
+        print(f"note: {name} is a preset: random weights", file=sys.stderr)
+        return HARTPipeline.from_preset(name, text_encoder=text_encoder, device=device)
+    return HARTPipeline.from_pretrained(name, device=device, text_encoder=text_encoder)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    t0 = time.perf_counter()
+    pipe = load_pipeline(args.model, args.text_encoder, args.device)
+    out = pipe([args.prompt] * args.n, seed=args.seed, batch_size=args.batch_size, cfg_scale=args.cfg_scale,
+               top_k=args.top_k, top_p=args.top_p, temperature=args.temperature,
+               diffusion_steps=args.diffusion_steps)
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if args.grid or args.n == 1:
+        S = out.images[0].size[0]
+        cols = min(args.n, 8)
+        grid = Image.new("RGB", (S * cols, S * ((args.n + cols - 1) // cols)), (255, 255, 255))
+        for i, img in enumerate(out.images):
+            grid.paste(img, ((i % cols) * S, (i // cols) * S))
+        grid.save(path)
+        written = [path]
+    else:
+        written = [path.with_name(f"{path.stem}_{i}{path.suffix}") for i in range(args.n)]
+        for img, p in zip(out.images, written, strict=True):
+            img.save(p)
+    print(f"wrote {', '.join(map(str, written))} in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import json
+
+    from hart.pipeline import PIPELINE_PRESETS, HARTPipeline
+
+    if args.model in PIPELINE_PRESETS and not Path(args.model).is_dir():
+        pipe = HARTPipeline.from_preset(args.model, meta=True)
+    else:
+        pipe = HARTPipeline.from_pretrained(args.model)
+    tc = pipe.transformer.config
+    info = {
+        "model": args.model, "params": pipe.param_counts(), "patch_nums": list(tc.patch_nums),
+        "tokens_per_scale": [p * p for p in tc.patch_nums], "image_tokens": tc.image_tokens,
+        "image_size": pipe.tokenizer.config.image_size, "vocab_size": tc.vocab_size,
+        "text_encoder": {"kind": pipe.text_spec.kind, "path": pipe.text_spec.path,
+                         "architecture": pipe.text_spec.architecture, "width": tc.text_dim,
+                         "max_length": tc.max_text_len},
+        "sampling": dataclasses_asdict(pipe.settings),
+    }
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    print(f"{args.model}: {info['image_size']} px, {tc.num_scales} scales, {tc.image_tokens} image tokens")
+    for name, n in info["params"].items():
+        print(f"  {name:<15} {n / 1e6:10.2f} M parameters")
+    print(f"  patch_nums      {info['patch_nums']}")
+    print(f"  tokens/scale    {info['tokens_per_scale']}")
+    te = info["text_encoder"]
+    print(f"  text encoder    {te['kind']} {te['architecture'] or te['path']} (width {te['width']}, "
+          f"max {te['max_length']} tokens)")
+    return 0
+
+
+def dataclasses_asdict(obj) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(obj)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from hart.train import HARTTrainConfig, train_hart
+
+    final = train_hart(config_from_args(HARTTrainConfig, args), resume=args.resume)
+    print(f"saved model to {final}; load it with HARTPipeline.from_pretrained({str(final)!r}) "
+          f"or hart generate PROMPT --model {final}")
+    return 0
+
+
 def cmd_train_tokenizer(args: argparse.Namespace) -> int:
     from tokenizer.train import TokenizerTrainConfig, train_tokenizer
 
@@ -76,6 +188,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hart", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
+    gen = sub.add_parser("generate", help="generate images from a prompt")
+    gen.add_argument("prompt", help="text prompt")
+    gen.add_argument("--model", default="hart-shapes-64",
+                     help="shipped model, directory or preset (default: %(default)s)")
+    gen.add_argument("--n", type=int, default=4, help="images to generate (default: %(default)s)")
+    gen.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    gen.add_argument("--out", default="outputs/out.png", help="output PNG (default: %(default)s)")
+    gen.add_argument("--grid", action="store_true", help="write one grid instead of one file per image")
+    gen.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default: %(default)s)")
+    gen.add_argument("--cfg-scale", type=float, help="classifier-free guidance scale (default: the model's)")
+    gen.add_argument("--top-k", type=int, help="top-k sampling, 0 = off (default: the model's)")
+    gen.add_argument("--top-p", type=float, help="nucleus sampling in (0, 1] (default: the model's)")
+    gen.add_argument("--temperature", type=float, help="sampling temperature (default: the model's)")
+    gen.add_argument("--diffusion-steps", type=int, help="residual diffusion steps (default: 8)")
+    gen.add_argument("--text-encoder", help="text encoder directory (e.g. Qwen2-1.5B for full-size models)")
+    gen.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    gen.set_defaults(func=cmd_generate)
+
+    info = sub.add_parser("info", help="components, parameter counts and scales of a model or preset")
+    info.add_argument("model", help="preset name, shipped model or directory")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    info.set_defaults(func=cmd_info)
+
+    tr = sub.add_parser("train", help="train the transformer and diffusion head (accelerate-ready)")
+    tr.add_argument("--config", help="YAML recipe whose keys are the flags below (flags override it)")
+    tr.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt if present")
+    add_dataclass_flags(tr, _config_cls("hart.train", "HARTTrainConfig"), TRAIN_HART_HELP)
+    tr.set_defaults(func=cmd_train)
+
     rec = sub.add_parser("reconstruct", help="reconstruct photos through a tokenizer: discrete-only vs hybrid")
     rec.add_argument("images", nargs="*", help="image files (default: the shipped sample photos)")
     rec.add_argument("--model", default="photo-f8", help="shipped tokenizer name or directory (default: photo-f8)")
@@ -85,22 +226,22 @@ def build_parser() -> argparse.ArgumentParser:
     tt = sub.add_parser("train-tokenizer", help="train a hybrid tokenizer (accelerate-ready)")
     tt.add_argument("--config", help="YAML recipe whose keys are the flags below (flags override it)")
     tt.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt if present")
-    add_dataclass_flags(tt, _train_config_cls(), TRAIN_TOKENIZER_HELP)
+    add_dataclass_flags(tt, _config_cls("tokenizer.train", "TokenizerTrainConfig"), TRAIN_TOKENIZER_HELP)
     tt.set_defaults(func=cmd_train_tokenizer)
     return parser
 
 
-def _train_config_cls():
-    from tokenizer.train import TokenizerTrainConfig
+def _config_cls(module: str, name: str):
+    import importlib
 
-    return TokenizerTrainConfig
+    return getattr(importlib.import_module(module), name)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError, KeyError, RuntimeError) as e:
+    except (FileNotFoundError, ValueError, KeyError, TypeError, RuntimeError) as e:
         print(f"hart {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -89,7 +89,7 @@ TRANSFORMER_PRESETS: dict[str, TransformerConfig] = {
     "hart-0.7b-1024": TransformerConfig(patch_nums=PATCH_NUMS_1024),
     # CPU preset for 64 px models (tokenizer cpu-f8-64, MiniLM text encoder of width 384).
     "cpu-64": _small(8, 256, 8, (1, 2, 3, 4, 6, 8), 1024, 16, 384, 32),
-    "tiny": _small(2, 32, 4, (1, 2, 4, 8), 32, 4, 16, 64),
+    "tiny": _small(2, 32, 4, (1, 2, 4, 8), 32, 4, 16, 96),
 }
 
 HEAD_PRESETS: dict[str, DiffusionHeadConfig] = {
