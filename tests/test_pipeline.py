@@ -29,8 +29,8 @@ def test_generates_one_pil_image_per_prompt(pipe):
 
 def test_same_seed_same_images_different_seed_different_images(pipe):
     a, b, c = (arrays(pipe(PROMPTS, seed=s, progress=False)) for s in (0, 0, 1))
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
-    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
 
 
 def test_save_then_load_gives_identical_images(pipe, tmp_path):
@@ -39,7 +39,7 @@ def test_save_then_load_gives_identical_images(pipe, tmp_path):
         "diffusion_head", "pipeline.json", "text_encoder", "tokenizer", "transformer"]
     loaded = HARTPipeline.from_pretrained(tmp_path / "model")
     a, b = arrays(pipe(PROMPTS, seed=3, progress=False)), arrays(loaded(PROMPTS, seed=3, progress=False))
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 def test_sampling_overrides_change_the_images(pipe):
