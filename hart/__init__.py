@@ -1,7 +1,10 @@
 """HART: hybrid autoregressive text-to-image generation.
 
-The hybrid tokenizer lives in the sibling package ``tokenizer``; this package holds the CLI and,
-as they land, the text encoder, the AR transformer, the residual diffusion head and the sampler.
+``HARTPipeline`` is the Python API; the hybrid tokenizer lives in the sibling package
+``tokenizer``.
 """
 
+from hart.pipeline import HARTPipeline, PipelineOutput
+
 __version__ = "0.1.0"
+__all__ = ["HARTPipeline", "PipelineOutput"]
