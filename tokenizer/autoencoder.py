@@ -16,11 +16,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-GROUPS = 32  # GroupNorm groups; narrow CPU presets use the largest divisor of the width
+GROUPS = 32  # GroupNorm groups of the full-size model (VAR/taming: 32)
+MIN_GROUP_WIDTH = 4  # channels per group in narrow CPU presets
 
 
 def norm(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(math.gcd(GROUPS, channels), channels, eps=1e-6)
+    """GroupNorm with 32 groups, or groups of at least 4 channels for narrow widths.
+
+    A group of one channel is instance norm: it erases each channel's mean over the image, so
+    flat colours could not pass the decoder's last norm (seen as washed-out reconstructions).
+    """
+    if channels >= GROUPS * MIN_GROUP_WIDTH:
+        return nn.GroupNorm(GROUPS, channels, eps=1e-6)
+    return nn.GroupNorm(math.gcd(GROUPS, max(1, channels // MIN_GROUP_WIDTH)), channels, eps=1e-6)
 
 
 class ResnetBlock(nn.Module):
