@@ -150,3 +150,13 @@ def test_shipped_photo_tokenizer_loads_offline_and_reconstructs():
     rec = reconstruct(tok, images)
     # The residual path must beat the discrete tokens alone on photos it never saw.
     assert rec.psnr_hybrid.mean() > rec.psnr_discrete.mean() + 1.0
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_group_norms_never_normalise_single_channels(name):
+    # Instance norm (one channel per group) erases each channel's mean: flat colours are lost.
+    with torch.device("meta"):
+        norms = [m for m in HybridTokenizer(PRESETS[name]).modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert norms and all(m.num_channels // m.num_groups >= 2 for m in norms)
+    if PRESETS[name].ch >= 128:  # the full-size model keeps VAR's 32 groups
+        assert all(m.num_groups == 32 for m in norms)
