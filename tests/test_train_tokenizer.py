@@ -91,3 +91,28 @@ def test_cli_reports_unknown_recipe_keys(tmp_path, capsys):
     recipe.write_text("out_dir: x\nlearning_rate: 1\n")
     assert main(["train-tokenizer", "--config", str(recipe)]) == 2
     assert "learning_rate" in capsys.readouterr().err
+
+
+def test_patch_gan_joins_at_gan_start_and_trains_the_discriminator(tmp_path):
+    cfg = tiny_run(tmp_path, steps=4, gan_weight=0.1, gan_start=2, sample_every=0)
+    trainer = TokenizerTrainer(cfg)
+    before = [p.detach().clone() for p in trainer.disc.parameters()]
+    trainer.run(until=2)
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.disc.parameters(), strict=True))
+    trainer.run()
+    assert not all(torch.equal(a, b) for a, b in zip(before, trainer.disc.parameters(), strict=True))
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert state["disc"] is not None and state["disc_opt"] is not None
+
+
+def test_training_on_an_image_folder(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(2):
+        pixels = np.random.default_rng(i).integers(0, 255, (40, 50, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+    final = train_tokenizer(tiny_run(tmp_path / "run", data=(str(folder),), steps=2, sample_every=1))
+    assert HybridTokenizer.from_pretrained(final).config.image_size == 16

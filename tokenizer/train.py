@@ -114,7 +114,9 @@ class TokenizerTrainer:
         self.model_cfg = cfg.model_config()
         self.model = HybridTokenizer(self.model_cfg).to(memory_format=torch.channels_last)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=0.0)
-        self.disc = PatchDiscriminator() if cfg.gan_weight > 0 else None
+        # Fewer strided layers for small images, so the last 4x4 convs still fit (3 from 128 px).
+        n_layers = max(1, min(3, self.model_cfg.image_size.bit_length() - 5))
+        self.disc = PatchDiscriminator(n_layers=n_layers) if cfg.gan_weight > 0 else None
         self.disc_opt = (torch.optim.AdamW(self.disc.parameters(), lr=cfg.lr, betas=cfg.betas)
                          if self.disc is not None else None)
         K, V = self.model_cfg.num_scales, self.model_cfg.vocab_size
