@@ -211,11 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(func=cmd_info)
 
-    tr = sub.add_parser("train", help="train the transformer and diffusion head (accelerate-ready)")
-    tr.add_argument("--config", help="YAML recipe whose keys are the flags below (flags override it)")
-    tr.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt if present")
-    add_dataclass_flags(tr, _config_cls("hart.train", "HARTTrainConfig"), TRAIN_HART_HELP)
-    tr.set_defaults(func=cmd_train)
+    add_training_parser(sub, "train", "train the transformer and diffusion head (accelerate-ready)",
+                        _config_cls("hart.train", "HARTTrainConfig"), TRAIN_HART_HELP, cmd_train)
 
     rec = sub.add_parser("reconstruct", help="reconstruct photos through a tokenizer: discrete-only vs hybrid")
     rec.add_argument("images", nargs="*", help="image files (default: the shipped sample photos)")
@@ -223,12 +220,19 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--out", default="outputs/reconstruction.png", help="PNG to write (default: %(default)s)")
     rec.set_defaults(func=cmd_reconstruct)
 
-    tt = sub.add_parser("train-tokenizer", help="train a hybrid tokenizer (accelerate-ready)")
-    tt.add_argument("--config", help="YAML recipe whose keys are the flags below (flags override it)")
-    tt.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt if present")
-    add_dataclass_flags(tt, _config_cls("tokenizer.train", "TokenizerTrainConfig"), TRAIN_TOKENIZER_HELP)
-    tt.set_defaults(func=cmd_train_tokenizer)
+    add_training_parser(sub, "train-tokenizer", "train a hybrid tokenizer (accelerate-ready)",
+                        _config_cls("tokenizer.train", "TokenizerTrainConfig"), TRAIN_TOKENIZER_HELP,
+                        cmd_train_tokenizer)
     return parser
+
+
+def add_training_parser(sub, name: str, text: str, config_cls, helps: dict[str, str], func) -> None:
+    """A training sub-command: --config recipe, --resume, and one flag per config field."""
+    parser = sub.add_parser(name, help=text)
+    parser.add_argument("--config", help="YAML recipe whose keys are the flags below (flags override it)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt if present")
+    add_dataclass_flags(parser, config_cls, helps)
+    parser.set_defaults(func=func)
 
 
 def _config_cls(module: str, name: str):

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from hart.data import captioned_stream, collate
 from hart.diffusion import GaussianDiffusion
 from hart.pipeline import PIPELINE_PRESETS, HARTPipeline
-from tokenizer.checkpoint import atomic_write, save_json
+from tokenizer.checkpoint import atomic_write, read_training_state, save_json
 from tokenizer.data.sources import StepBatches
 from tokenizer.hybrid import HybridTokenizer
 from tokenizer.train import lr_at
@@ -124,10 +124,7 @@ class HARTTrainer:
 
     def read_checkpoint(self) -> dict:
         path = self.out / CHECKPOINT_NAME
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:
-            raise RuntimeError(f"cannot read checkpoint {path} ({e}); delete it to start afresh") from e
+        state = read_training_state(path)
         if state["preset"] != self.cfg.preset:
             raise RuntimeError(f"checkpoint {path} was trained with preset {state['preset']!r}; "
                                "use a new --out-dir or the same --preset")

@@ -25,7 +25,7 @@ from accelerate import Accelerator
 from PIL import Image
 from tqdm.auto import tqdm
 
-from tokenizer.checkpoint import atomic_write, save_json
+from tokenizer.checkpoint import atomic_write, read_training_state, save_json
 from tokenizer.config import TokenizerConfig, get_preset
 from tokenizer.data.images import to_pil
 from tokenizer.data.sources import StepBatches, image_stream
@@ -148,10 +148,7 @@ class TokenizerTrainer:
 
     def load_checkpoint(self) -> None:
         path = self.out / CHECKPOINT_NAME
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:  # a truncated or foreign file: say which and what to do
-            raise RuntimeError(f"cannot read checkpoint {path} ({e}); delete it to start afresh") from e
+        state = read_training_state(path)
         if state["model_config"] != self.model_cfg.to_dict():
             raise RuntimeError(f"checkpoint {path} was trained with another model configuration; "
                                "use a new --out directory or the same --model")
