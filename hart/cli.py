@@ -12,10 +12,7 @@ from pathlib import Path
 
 from hart.cli_config import add_dataclass_flags, config_from_args
 
-TRAIN_TOKENIZER_HELP = {
-    "out_dir": "run directory: checkpoint.pt, log.jsonl, samples/ and final/ (the saved tokenizer)",
-    "data": "data sources: 'shapes', 'sklearn-samples' or image folders (random rescaled crops)",
-    "model": "tokenizer preset name (see tokenizer.PRESETS) or a TokenizerConfig JSON file",
+COMMON_TRAIN_HELP = {
     "steps": "optimizer steps in total",
     "batch_size": "images per micro-batch and process",
     "grad_accum": "micro-batches per optimizer step",
@@ -24,6 +21,12 @@ TRAIN_TOKENIZER_HELP = {
     "warmup_steps": "linear warm-up steps",
     "betas": "AdamW betas",
     "grad_clip": "gradient norm clip (0: off)",
+}
+
+TRAIN_TOKENIZER_HELP = {**COMMON_TRAIN_HELP,
+    "out_dir": "run directory: checkpoint.pt, log.jsonl, samples/ and final/ (the saved tokenizer)",
+    "data": "data sources: 'shapes', 'sklearn-samples' or image folders (random rescaled crops)",
+    "model": "tokenizer preset name (see tokenizer.PRESETS) or a TokenizerConfig JSON file",
     "l1_weight": "weight of the L1 reconstruction loss",
     "l2_weight": "weight of the L2 reconstruction loss",
     "vq_weight": "weight of the codebook + commitment loss",
@@ -41,20 +44,12 @@ TRAIN_TOKENIZER_HELP = {
 }
 
 
-TRAIN_HART_HELP = {
+TRAIN_HART_HELP = {**COMMON_TRAIN_HELP,
     "out_dir": "run directory: checkpoint.pt, log.jsonl, samples/ and final/ (a HARTPipeline directory)",
     "data": "'shapes' or an image-text folder (images + captions.jsonl)",
     "preset": "pipeline preset of the transformer, head and text encoder (e.g. cpu-64, tiny)",
     "tokenizer": "trained tokenizer (shipped name or directory), frozen; empty: the preset's, random",
-    "steps": "optimizer steps in total",
-    "batch_size": "images per micro-batch and process",
-    "grad_accum": "micro-batches per optimizer step",
-    "lr": "peak learning rate (AdamW)",
-    "min_lr_ratio": "final learning rate as a fraction of --lr (cosine decay)",
-    "warmup_steps": "linear warm-up steps",
     "weight_decay": "AdamW weight decay of matrices",
-    "betas": "AdamW betas",
-    "grad_clip": "gradient norm clip (0: off)",
     "cfg_drop": "probability of training a caption as the empty prompt (classifier-free guidance)",
     "diffusion_weight": "weight of the residual diffusion loss",
     "head_token_ratio": "fraction of final-scale tokens the diffusion head trains on per step",
