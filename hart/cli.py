@@ -6,6 +6,7 @@ Library code does the work; this module only parses flags and prints results.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -64,6 +65,9 @@ TRAIN_HART_HELP = {**COMMON_TRAIN_HELP,
 }
 
 
+GRID_COLUMNS = 8  # images per row of a generate --grid
+
+
 def load_pipeline(name: str, text_encoder: str | None = None, device: str = "cpu"):
     """A shipped model, a saved directory, or (random weights) a preset."""
     from hart.pipeline import PIPELINE_PRESETS, HARTPipeline
@@ -75,7 +79,7 @@ def load_pipeline(name: str, text_encoder: str | None = None, device: str = "cpu
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from PIL import Image
+    from tokenizer.data.images import image_grid
 
     t0 = time.perf_counter()
     pipe = load_pipeline(args.model, args.text_encoder, args.device)
@@ -85,12 +89,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     if args.grid or args.n == 1:
-        S = out.images[0].size[0]
-        cols = min(args.n, 8)
-        grid = Image.new("RGB", (S * cols, S * ((args.n + cols - 1) // cols)), (255, 255, 255))
-        for i, img in enumerate(out.images):
-            grid.paste(img, ((i % cols) * S, (i // cols) * S))
-        grid.save(path)
+        image_grid(out.images, min(args.n, GRID_COLUMNS)).save(path)
         written = [path]
     else:
         written = [path.with_name(f"{path.stem}_{i}{path.suffix}") for i in range(args.n)]
@@ -117,7 +116,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "text_encoder": {"kind": pipe.text_spec.kind, "path": pipe.text_spec.path,
                          "architecture": pipe.text_spec.architecture, "width": tc.text_dim,
                          "max_length": tc.max_text_len},
-        "sampling": dataclasses_asdict(pipe.settings),
+        "sampling": dataclasses.asdict(pipe.settings),
     }
     if args.json:
         print(json.dumps(info))
@@ -131,12 +130,6 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"  text encoder    {te['kind']} {te['architecture'] or te['path']} (width {te['width']}, "
           f"max {te['max_length']} tokens)")
     return 0
-
-
-def dataclasses_asdict(obj) -> dict:
-    import dataclasses
-
-    return dataclasses.asdict(obj)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

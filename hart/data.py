@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from tokenizer.data.images import read_captions, to_tensor
+from tokenizer.data.images import center_square, read_captions, to_tensor
 from tokenizer.data.shapes import ShapesDataset
 
 
@@ -36,13 +36,7 @@ class CaptionedFolder:
     def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
         name, text = self.items[index % len(self.items)]
         img = Image.open(self.folder / name).convert("RGB")
-        W, H = img.size
-        scale = self.size / min(W, H)
-        img = img.resize((max(self.size, round(W * scale)), max(self.size, round(H * scale))),
-                         Image.Resampling.BICUBIC)
-        W, H = img.size
-        left, top = (W - self.size) // 2, (H - self.size) // 2
-        return to_tensor(img.crop((left, top, left + self.size, top + self.size))), text
+        return to_tensor(center_square(img, self.size, Image.Resampling.BICUBIC)), text
 
 
 def captioned_stream(spec: str, size: int, seed: int = 0):

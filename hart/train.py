@@ -25,16 +25,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from PIL import Image
 from tqdm.auto import tqdm
 
 from hart.data import captioned_stream, collate
 from hart.diffusion import GaussianDiffusion
 from hart.pipeline import PIPELINE_PRESETS, HARTPipeline
 from tokenizer.checkpoint import atomic_write, read_training_state, save_json
+from tokenizer.data.images import image_grid
 from tokenizer.data.sources import StepBatches
 from tokenizer.hybrid import HybridTokenizer
-from tokenizer.train import lr_at
+from tokenizer.train import check_run_lengths, lr_at
 
 CHECKPOINT_NAME = "checkpoint.pt"
 SCALE_BATCHES = 4  # batches measured to set the residual scale
@@ -77,8 +77,7 @@ class HARTTrainConfig:
         object.__setattr__(self, "sample_prompts", tuple(self.sample_prompts))
         if self.preset not in PIPELINE_PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; known: {sorted(PIPELINE_PRESETS)}")
-        if self.steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
-            raise ValueError("steps, batch_size and grad_accum must be at least 1")
+        check_run_lengths(self)
         if not 0 <= self.cfg_drop < 1 or not 0 < self.head_token_ratio <= 1 or not 0 <= self.ema_decay < 1:
             raise ValueError("cfg_drop must lie in [0, 1), head_token_ratio in (0, 1], ema_decay in [0, 1)")
 
@@ -173,10 +172,7 @@ class HARTTrainer:
 
     def save_samples(self) -> Path:
         images = self.ema_pipeline()(list(self.cfg.sample_prompts), seed=0, progress=False).images
-        S = images[0].size[0]
-        grid = Image.new("RGB", (S * len(images), S))
-        for i, img in enumerate(images):
-            grid.paste(img, (i * S, 0))
+        grid = image_grid(images, len(images))
         path = self.out / "samples" / f"step_{self.step:07d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         grid.save(path)

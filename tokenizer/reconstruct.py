@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from tokenizer.data.images import to_pil, to_tensor
+from tokenizer.data.images import center_square, image_grid, to_pil, to_tensor
 from tokenizer.hybrid import HybridTokenizer
 from tokenizer.losses import psnr
 
@@ -28,13 +28,7 @@ def load_square(path: str | Path, size: int) -> torch.Tensor:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image {path} not found")
-    img = Image.open(path).convert("RGB")
-    W, H = img.size
-    scale = size / min(W, H)
-    img = img.resize((max(size, round(W * scale)), max(size, round(H * scale))), Image.Resampling.LANCZOS)
-    W, H = img.size
-    left, top = (W - size) // 2, (H - size) // 2
-    return to_tensor(img.crop((left, top, left + size, top + size)))
+    return to_tensor(center_square(Image.open(path).convert("RGB"), size))
 
 
 @dataclass
@@ -62,9 +56,5 @@ def reconstruct(tok: HybridTokenizer, images: torch.Tensor, batch_size: int = 16
 
 def side_by_side(rec: Reconstruction) -> Image.Image:
     """One row per image: original | discrete-only | hybrid."""
-    B, _, S, _ = rec.originals.shape
-    grid = Image.new("RGB", (3 * S, B * S), (255, 255, 255))
-    for i in range(B):
-        for j, imgs in enumerate((rec.originals, rec.discrete, rec.hybrid)):
-            grid.paste(to_pil(imgs[i]), (j * S, i * S))
-    return grid
+    triples = zip(rec.originals, rec.discrete, rec.hybrid, strict=True)
+    return image_grid([to_pil(x) for triple in triples for x in triple], cols=3)

@@ -22,12 +22,11 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from PIL import Image
 from tqdm.auto import tqdm
 
 from tokenizer.checkpoint import atomic_write, read_training_state, save_json
 from tokenizer.config import TokenizerConfig, get_preset
-from tokenizer.data.images import to_pil
+from tokenizer.data.images import image_grid, to_pil
 from tokenizer.data.sources import StepBatches, image_stream
 from tokenizer.hybrid import HybridTokenizer
 from tokenizer.losses import PatchDiscriminator, hinge_d_loss, hinge_g_loss, psnr, reconstruction_loss
@@ -70,8 +69,7 @@ class TokenizerTrainConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", tuple(self.data))
         object.__setattr__(self, "betas", tuple(self.betas))
-        if self.steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
-            raise ValueError("steps, batch_size and grad_accum must be at least 1")
+        check_run_lengths(self)
         if not 0.0 <= self.discrete_prob <= 1.0:
             raise ValueError(f"discrete_prob must lie in [0, 1], got {self.discrete_prob}")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
@@ -84,6 +82,12 @@ class TokenizerTrainConfig:
         if path.suffix == ".json" and path.is_file():
             return TokenizerConfig(**json.loads(path.read_text()))
         return get_preset(self.model)
+
+
+def check_run_lengths(cfg) -> None:
+    """steps, batch_size and grad_accum of a training config must be at least 1."""
+    if cfg.steps < 1 or cfg.batch_size < 1 or cfg.grad_accum < 1:
+        raise ValueError("steps, batch_size and grad_accum must be at least 1")
 
 
 def lr_at(step: int, cfg: TokenizerTrainConfig) -> float:
@@ -211,11 +215,7 @@ class TokenizerTrainer:
         codes = model.encode(images)
         rows = [images, model.decode(codes, use_residual=False), model.decode(codes)]
         model.train()
-        S = images.shape[-1]
-        grid = Image.new("RGB", (S * SAMPLE_IMAGES, S * len(rows)))
-        for r, row in enumerate(rows):
-            for c, img in enumerate(row):
-                grid.paste(to_pil(img), (c * S, r * S))
+        grid = image_grid([to_pil(img) for row in rows for img in row], cols=SAMPLE_IMAGES)
         path = self.out / "samples" / f"step_{self.step:07d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         grid.save(path)

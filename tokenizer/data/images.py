@@ -32,6 +32,27 @@ def to_pil(x: torch.Tensor) -> Image.Image:
     return Image.fromarray(arr)
 
 
+def center_square(img: Image.Image, size: int,
+                  resample: Image.Resampling = Image.Resampling.LANCZOS) -> Image.Image:
+    """Resize so the short side is ``size``, then cut the centre size x size square."""
+    W, H = img.size
+    scale = size / min(W, H)
+    img = img.resize((max(size, round(W * scale)), max(size, round(H * scale))), resample)
+    W, H = img.size
+    left, top = (W - size) // 2, (H - size) // 2
+    return img.crop((left, top, left + size, top + size))
+
+
+def image_grid(images: list[Image.Image], cols: int) -> Image.Image:
+    """Paste equally sized images row-major into a grid of ``cols`` columns on white."""
+    W, H = images[0].size
+    rows = (len(images) + cols - 1) // cols
+    grid = Image.new("RGB", (W * cols, H * rows), (255, 255, 255))
+    for i, img in enumerate(images):
+        grid.paste(img, ((i % cols) * W, (i // cols) * H))
+    return grid
+
+
 def load_sklearn_samples() -> list[Image.Image]:
     """The two photographs scikit-learn ships (china.jpg, flower.jpg), offline."""
     try:
