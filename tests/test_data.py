@@ -100,3 +100,27 @@ def test_interleave_and_step_batches_are_resumable():
 def test_image_stream_rejects_no_data():
     with pytest.raises(ValueError, match="no training data"):
         image_stream([], 64)
+
+
+def test_captioned_folder_gives_centre_crops_and_captions(tmp_path):
+    from hart.data import CaptionedFolder, captioned_stream
+
+    make_folder(tmp_path, n=2)
+    (tmp_path / "captions.jsonl").write_text(
+        "\n".join(json.dumps({"file": f"img{i}.png", "text": f"picture {i}"}) for i in range(2)))
+    ds = captioned_stream(str(tmp_path), 64)
+    assert isinstance(ds, CaptionedFolder) and len(ds) == 2
+    img, text = ds[3]
+    assert img.shape == (3, 64, 64) and text == "picture 1"
+    assert torch.equal(img, ds[1][0])
+
+
+def test_captioned_folder_errors(tmp_path):
+    from hart.data import CaptionedFolder
+
+    make_folder(tmp_path, n=1)
+    with pytest.raises(FileNotFoundError, match="captions.jsonl"):
+        CaptionedFolder(tmp_path, 64)
+    (tmp_path / "captions.jsonl").write_text(json.dumps({"file": "gone.png", "text": "x"}))
+    with pytest.raises(FileNotFoundError, match="missing"):
+        CaptionedFolder(tmp_path, 64)
