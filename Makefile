@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Exactly the builds this machine installs from local disk (see DEVELOPERS.md); keep in step with pyproject.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test photos bench-tokenizer clean
+.PHONY: demo test photos emoji-font shapes-model bench-tokenizer bench-shapes clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,18 +21,32 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-## demo: reconstruct the shipped sample photos through the shipped photo tokenizer
+## demo: draw prompts with every shipped generator, reconstruct the sample photos (outputs/)
 demo: $(VENV)/.installed
-	$(BIN)/hart reconstruct --model photo-f8 --out outputs/reconstruction.png
+	$(BIN)/hart demo --out-dir outputs
 
-## test: ruff and the default (not slow) test suite
+## test: ruff and the default (not slow) test suite (emoji tests skip if the font cannot be fetched)
 test: $(VENV)/.installed-dev
+	-@scripts/fetch_emoji_font.sh >/dev/null
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
 ## photos: fetch the training photos of the photo tokenizer (Debian mate-backgrounds) into data/
 photos:
 	scripts/fetch_photos.sh
+
+## emoji-font: fetch the Noto Color Emoji font (Debian fonts-noto-color-emoji) into data/
+emoji-font:
+	scripts/fetch_emoji_font.sh
+
+## shapes-model: reproduce hart-shapes-64 (tokenizer, then transformer + head) in runs/
+shapes-model: $(VENV)/.installed
+	$(BIN)/hart train-tokenizer --config configs/tokenizer-shapes-f8.yaml --resume
+	$(BIN)/hart train --config configs/hart-shapes-64.yaml --resume
+
+## bench-shapes: prompt accuracy of hart-shapes-64 (pixel-analysis judge, 200 prompts)
+bench-shapes: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/shapes_accuracy.py --model hart-shapes-64 --grid benchmarks/hart-shapes-64-samples.png
 
 ## bench-tokenizer: reconstruction PSNR of photo-f8 on unseen photos
 bench-tokenizer: $(VENV)/.installed-dev

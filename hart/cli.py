@@ -1,4 +1,4 @@
-"""The ``hart`` command line: generate, info, train, train-tokenizer, reconstruct.
+"""The ``hart`` command line: generate, demo, info, train, train-tokenizer, reconstruct.
 
 Library code does the work; this module only parses flags and prints results.
 """
@@ -26,7 +26,7 @@ COMMON_TRAIN_HELP = {
 
 TRAIN_TOKENIZER_HELP = {**COMMON_TRAIN_HELP,
     "out_dir": "run directory: checkpoint.pt, log.jsonl, samples/ and final/ (the saved tokenizer)",
-    "data": "data sources: 'shapes', 'sklearn-samples' or image folders (random rescaled crops)",
+    "data": "data sources: 'shapes', 'emoji', 'sklearn-samples' or image folders (random rescaled crops)",
     "model": "tokenizer preset name (see tokenizer.PRESETS) or a TokenizerConfig JSON file",
     "l1_weight": "weight of the L1 reconstruction loss",
     "l2_weight": "weight of the L2 reconstruction loss",
@@ -47,7 +47,7 @@ TRAIN_TOKENIZER_HELP = {**COMMON_TRAIN_HELP,
 
 TRAIN_HART_HELP = {**COMMON_TRAIN_HELP,
     "out_dir": "run directory: checkpoint.pt, log.jsonl, samples/ and final/ (a HARTPipeline directory)",
-    "data": "'shapes' or an image-text folder (images + captions.jsonl)",
+    "data": "'shapes', 'emoji' (Noto Color Emoji font, see tokenizer.data.emoji) or an image-text folder",
     "preset": "pipeline preset of the transformer, head and text encoder (e.g. cpu-64, tiny)",
     "tokenizer": "trained tokenizer (shipped name or directory), frozen; empty: the preset's, random",
     "weight_decay": "AdamW weight decay of matrices",
@@ -66,6 +66,19 @@ TRAIN_HART_HELP = {**COMMON_TRAIN_HELP,
 
 
 GRID_COLUMNS = 8  # images per row of a generate --grid
+# What `hart demo` (make demo) draws with each shipped model: prompts x DEMO_SEEDS images.
+DEMO_PROMPTS = {
+    "hart-shapes-64": (
+        "a large red circle at the center on a white background",
+        "a small blue square at the top left on a black background",
+        "a large yellow triangle at the bottom right on a white background",
+        "a small green circle at the right on a black background",
+        "a large purple square at the top on a black background",
+        "a small orange triangle at the bottom left on a white background",
+    ),
+    "hart-emoji-64": ("red apple", "grinning face", "rocket", "dog face", "snowman", "red heart"),
+}
+DEMO_SEEDS = 4
 
 
 def load_pipeline(name: str, text_encoder: str | None = None, device: str = "cpu"):
@@ -97,6 +110,27 @@ def cmd_generate(args: argparse.Namespace) -> int:
             img.save(p)
     print(f"wrote {', '.join(map(str, written))} in {time.perf_counter() - t0:.1f} s")
     return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hart.pipeline import HARTPipeline, shipped_models
+    from tokenizer.data.images import image_grid
+
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in shipped_models():
+        t0 = time.perf_counter()
+        pipe = HARTPipeline.from_pretrained(name)
+        prompts = DEMO_PROMPTS.get(name, ("a picture",))
+        images = pipe([p for p in prompts for _ in range(DEMO_SEEDS)], seed=0, batch_size=len(prompts) * DEMO_SEEDS,
+                      progress=False).images
+        path = out / f"{name}.png"
+        image_grid(images, DEMO_SEEDS).save(path)
+        print(f"{name}: wrote {path} ({len(prompts)} prompts, one per row, {DEMO_SEEDS} seeds) "
+              f"in {time.perf_counter() - t0:.1f} s")
+        for p in prompts:
+            print(f"  {p}")
+    return cmd_reconstruct(argparse.Namespace(model="photo-f8", images=[], out=str(out / "reconstruction.png")))
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -193,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--text-encoder", help="text encoder directory (e.g. Qwen2-1.5B for full-size models)")
     gen.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
     gen.set_defaults(func=cmd_generate)
+
+    demo = sub.add_parser("demo", help="draw a grid of prompts with every shipped model, reconstruct sample photos")
+    demo.add_argument("--out-dir", default="outputs", help="folder of the PNGs (default: %(default)s)")
+    demo.set_defaults(func=cmd_demo)
 
     info = sub.add_parser("info", help="components, parameter counts and scales of a model or preset")
     info.add_argument("model", help="preset name, shipped model or directory")

@@ -1,6 +1,7 @@
 """Captioned training data for the transformer (DESIGN.md section 7).
 
-``shapes`` is the procedural set of ``tokenizer.data.shapes``; a folder is an image-text folder:
+``shapes`` is the procedural set of ``tokenizer.data.shapes``, ``emoji`` the Noto Color Emoji
+glyphs named by the ``emoji`` package (``tokenizer.data.emoji``); a folder is an image-text folder:
 images plus ``captions.jsonl`` lines ``{"file": ..., "text": ...}``, resized (short side) and
 centre-cropped to the model's resolution. Item i is deterministic, so runs resume exactly.
 """
@@ -12,8 +13,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from tokenizer.data.emoji import EmojiDataset
 from tokenizer.data.images import center_square, read_captions, to_tensor
 from tokenizer.data.shapes import ShapesDataset
+
+__all__ = ["CaptionedFolder", "EmojiDataset", "ShapesDataset", "captioned_stream", "collate"]
 
 
 class CaptionedFolder:
@@ -40,9 +44,11 @@ class CaptionedFolder:
 
 
 def captioned_stream(spec: str, size: int, seed: int = 0):
-    """``shapes`` or an image-text folder, as an indexable stream of (image, caption)."""
+    """``shapes``, ``emoji`` or an image-text folder, as an indexable stream of (image, caption)."""
     if spec == "shapes":
         return ShapesDataset(size=size, seed=seed)
+    if spec == "emoji":
+        return EmojiDataset(size=size, seed=seed)
     return CaptionedFolder(spec, size)
 
 

@@ -95,3 +95,31 @@ def left_align(hidden_BTd: torch.Tensor, mask_BT: torch.Tensor) -> tuple[torch.T
     src = (torch.arange(T, device=mask_BT.device)[None] - shift) % T  # position t takes token t - shift
     hidden = torch.gather(hidden_BTd, 1, src[..., None].expand(-1, -1, hidden_BTd.shape[-1]))
     return hidden, torch.gather(mask_BT, 1, src)
+
+
+class TextCache:
+    """Memo of a frozen encoder's per-prompt states: training sees the same captions again and again.
+
+    Each prompt's valid states are stored once (padding never changes them, see the module
+    docstring) and batches are reassembled left-aligned, with zeros at the padded positions.
+    """
+
+    def __init__(self, encoder: TextEncoder, max_entries: int = 100_000) -> None:
+        self.encoder, self.max_entries = encoder, max_entries
+        self.states: dict[str, torch.Tensor] = {}  # prompt -> (T_prompt, d)
+
+    def __call__(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        prompts = self.encoder.check_prompts(prompts)
+        missing = list(dict.fromkeys(p for p in prompts if p not in self.states))
+        if missing:
+            hidden, mask = self.encoder(missing)
+            if len(self.states) + len(missing) > self.max_entries:
+                self.states.clear()
+            self.states.update((p, h[m]) for p, h, m in zip(missing, hidden, mask, strict=True))
+        rows = [self.states[p] for p in prompts]
+        T = max(len(r) for r in rows)
+        hidden = rows[0].new_zeros(len(rows), T, rows[0].shape[-1])
+        mask = torch.zeros(len(rows), T, dtype=torch.bool, device=hidden.device)
+        for i, r in enumerate(rows):
+            hidden[i, T - len(r):], mask[i, T - len(r):] = r, True
+        return hidden, mask

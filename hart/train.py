@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from hart.data import captioned_stream, collate
 from hart.diffusion import GaussianDiffusion
 from hart.pipeline import PIPELINE_PRESETS, HARTPipeline
+from hart.text_encoder import TextCache
 from tokenizer.checkpoint import atomic_write, read_training_state, save_json
 from tokenizer.data.images import image_grid
 from tokenizer.data.sources import StepBatches
@@ -91,6 +92,7 @@ class HARTTrainer:
             self.pipe.tokenizer = HybridTokenizer.from_pretrained(cfg.tokenizer)
         self.tok = self.pipe.tokenizer.requires_grad_(False).eval().to(self.acc.device)
         self.pipe.text_encoder.model.to(self.acc.device)
+        self.text = TextCache(self.pipe.text_encoder)  # captions repeat: encode each once
         self.data = captioned_stream(cfg.data, self.tok.config.image_size, cfg.seed)
         self.diffusion = GaussianDiffusion(self.pipe.head.config.train_steps)
         self.step, self.history = 0, []
@@ -146,7 +148,7 @@ class HARTTrainer:
             codes = self.tok.encode(images)
             x_BLC = self.tok.quantizer.teacher_forcing_inputs(codes.indices)
             drop = torch.rand(len(captions), generator=g) < cfg.cfg_drop
-            text, mask = self.pipe.text_encoder(["" if d else c for c, d in zip(captions, drop.tolist(), strict=False)])
+            text, mask = self.text(["" if d else c for c, d in zip(captions, drop.tolist(), strict=False)])
         logits_BLV, h_BLD = ar(text, mask, x_BLC)
         target_BL = torch.cat([i.flatten(1) for i in codes.indices], dim=1)
         ce = F.cross_entropy(logits_BLV.flatten(0, 1).float(), target_BL.flatten())

@@ -113,3 +113,18 @@ def test_pipeline_moves_to_a_dtype():
     p = HARTPipeline.from_preset("tiny").to("cpu", torch.bfloat16)
     assert next(p.transformer.parameters()).dtype == torch.bfloat16
     assert len(p(["a red circle"], progress=False).images) == 1
+
+
+def test_cli_demo_draws_every_shipped_model_and_the_photos(pipe, tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    import hart.pipeline
+
+    shipped = tmp_path / "pretrained"
+    pipe.save_pretrained(shipped / "tiny-shipped")
+    monkeypatch.setattr(hart.pipeline, "PRETRAINED_DIR", shipped)
+    assert main(["demo", "--out-dir", str(tmp_path / "out")]) == 0
+    assert Image.open(tmp_path / "out" / "tiny-shipped.png").size == (4 * 16, 16)  # one prompt, four seeds
+    assert (tmp_path / "out" / "reconstruction.png").is_file()
+    printed = capsys.readouterr().out
+    assert "tiny-shipped: wrote" in printed and "reconstruction.png" in printed

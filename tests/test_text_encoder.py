@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from hart.text_encoder import TextEncoder, default_text_encoder_dir, left_align
+from hart.pipeline import HARTPipeline
+from hart.text_encoder import TextCache, TextEncoder, default_text_encoder_dir, left_align
 
 
 def test_left_align_moves_padding_first():
@@ -46,3 +47,31 @@ def test_bad_prompts_raise(minilm):
 def test_missing_directory_says_what_to_download(tmp_path):
     with pytest.raises(FileNotFoundError, match="Qwen2-1.5B"):
         TextEncoder.from_pretrained(tmp_path / "qwen2-1.5b", 300)
+
+
+def test_text_cache_gives_the_encoders_states_and_encodes_each_prompt_once():
+    pipe = HARTPipeline.from_preset("tiny", seed=0)
+    encoder = pipe.text_encoder
+    calls = []
+
+    class Counting:  # the encoder, recording each call
+        check_prompts = staticmethod(encoder.check_prompts)
+
+        def __call__(self, prompts):
+            calls.append(list(prompts))
+            return encoder(prompts)
+
+    cache = TextCache(Counting())
+    prompts = ["a red circle", "", "a large blue square at the center on a black background", "a red circle"]
+    direct_h, direct_m = encoder(prompts)
+    cached_h, cached_m = cache(prompts)
+    again_h, _ = cache(prompts[::-1])
+    assert calls == [prompts[:3]]  # one encoder call, duplicates and repeats served from the memo
+    assert torch.equal(cached_m, direct_m)
+    torch.testing.assert_close(cached_h[cached_m], direct_h[direct_m], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(again_h, cached_h.flip(0))
+    # The transformer never reads padded positions, so its outputs do not change either.
+    L = sum(p * p for p in pipe.transformer.config.patch_nums[1:])
+    x = torch.randn(len(prompts), L, pipe.tokenizer.config.latent_channels)
+    torch.testing.assert_close(pipe.transformer(cached_h, cached_m, x)[0], pipe.transformer(direct_h, direct_m, x)[0],
+                               atol=1e-5, rtol=1e-4)

@@ -34,8 +34,9 @@ class Interleave:
 def image_stream(specs: Sequence[str], size: int, seed: int = 0, max_zoom_out: float = 8.0):
     """An indexable stream of (3, size, size) images in [-1, 1] from data specifications.
 
-    Each spec is ``shapes`` (DESIGN.md section 7), ``sklearn-samples`` (scikit-learn's two sample
-    photos) or the path of an image folder (random rescaled crops).
+    Each spec is ``shapes`` (DESIGN.md section 7), ``emoji`` (Noto Color Emoji glyphs),
+    ``sklearn-samples`` (scikit-learn's two sample photos) or the path of an image folder (random
+    rescaled crops).
     """
     if not specs:
         raise ValueError("no training data given: pass --data shapes, --data sklearn-samples or --data FOLDER")
@@ -43,6 +44,10 @@ def image_stream(specs: Sequence[str], size: int, seed: int = 0, max_zoom_out: f
     for spec in specs:
         if spec == "shapes":
             sources.append(ImagesOnly(ShapesDataset(size=size, seed=seed)))
+        elif spec == "emoji":
+            from tokenizer.data.emoji import EmojiDataset
+
+            sources.append(ImagesOnly(EmojiDataset(size=size, seed=seed)))
         elif spec == "sklearn-samples":
             sources.append(ImageFolder(load_sklearn_samples(), size, seed, max_zoom_out))
         else:
