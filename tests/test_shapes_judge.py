@@ -57,3 +57,13 @@ def test_accuracy_counts_attributes_and_all_correct():
     assert scores == {"size": 1.0, "color": 0.5, "shape": 1.0, "position": 1.0, "background": 1.0, "all": 0.5}
     with pytest.raises(ValueError, match="as many images"):
         accuracy(images, specs[:1])
+
+
+def test_blurred_small_triangles_are_still_triangles():
+    """Blur rounds corners (fill ratio near a circle's) but keeps the centre of mass low."""
+    from PIL import ImageFilter
+
+    for shape in ("triangle", "circle", "square"):
+        spec = ShapeSpec("small", "blue", shape, "center", "white")
+        blurred = render(spec, 64).filter(ImageFilter.GaussianBlur(1.0))
+        assert judge(blurred).spec == spec

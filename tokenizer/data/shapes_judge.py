@@ -4,9 +4,10 @@ Used to score how well a generator follows shapes prompts (benchmarks/shapes_acc
 learned model: the background is the median of the border pixels, the object is every pixel far
 from it, its colour is the nearest palette colour to the median object pixel, and its coverage
 (alpha, 0..1 per pixel, from projecting each pixel onto the background->object colour line) gives
-sub-pixel width, height, area and centre. The fill ratio area / (width x height) tells the shape
-apart (square 1, circle pi/4, triangle 1/2), the larger extent the size, and the extent centre
-snapped to the 3x3 grid the position. On rendered shapes it is exact (tests/test_shapes_judge.py).
+sub-pixel width, height, area and centre. A triangle (apex up) has its centre of mass a sixth of
+its height below the centre of its extent, a circle or a square none (this survives blur, which
+rounds corners); the fill ratio area / (width x height) tells circle (pi/4) from square (1); the
+larger extent gives the size, and the extent centre snapped to the 3x3 grid the position. On rendered shapes it is exact (tests/test_shapes_judge.py).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from tokenizer.data.shapes import BACKGROUNDS, COLORS, POSITIONS, SIZES, ShapeSp
 ATTRIBUTES = ("size", "color", "shape", "position", "background")
 OBJECT_THRESHOLD = 64.0  # max |channel - background| (0..255) above which a pixel is object
 MIN_OBJECT_PIXELS = 4  # fewer object pixels than this: no object in the picture
-# Fill ratios of the three shapes are 1/2 (triangle), pi/4 (circle) and 1 (square); cut half-way.
-TRIANGLE_BELOW = (0.5 + np.pi / 4) / 2
+# Centre-of-mass drop below the extent centre, as a fraction of the height: 1/6 for an apex-up
+# triangle, 0 for circles and squares; cut half-way. Fill ratios: circle pi/4, square 1.
+TRIANGLE_DROP_ABOVE = 1 / 12
 CIRCLE_BELOW = (np.pi / 4 + 1.0) / 2
 SIZE_CUT = float(np.sqrt(SIZES["small"] * SIZES["large"]))  # geometric mean of the two side fractions
 
@@ -34,6 +36,7 @@ class Judgement:
     spec: ShapeSpec | None
     side: float = 0.0  # larger extent, fraction of the canvas
     fill: float = 0.0  # area / (width x height)
+    drop: float = 0.0  # (centre of mass - extent centre) / height, downwards
     centre: tuple[float, float] = (0.0, 0.0)  # (x, y), fractions of the canvas
 
     def matches(self, spec: ShapeSpec) -> dict[str, bool]:
@@ -69,12 +72,14 @@ def judge(image: Image.Image | np.ndarray) -> Judgement:
     cols, rows = alpha.max(axis=0), alpha.max(axis=1)
     width, height = float(cols.sum()), float(rows.sum())
     fill = float(alpha.sum()) / max(width * height, 1e-6)
-    shape = "triangle" if fill < TRIANGLE_BELOW else "circle" if fill < CIRCLE_BELOW else "square"
+    mass_y = float((alpha.sum(axis=1) * (np.arange(size) + 0.5)).sum() / max(alpha.sum(), 1e-6))
+    drop = (mass_y - _extent_centre(rows)) / max(height, 1e-6)
+    shape = "triangle" if drop > TRIANGLE_DROP_ABOVE else "circle" if fill < CIRCLE_BELOW else "square"
     side = max(width, height) / size
     centre = (_extent_centre(cols) / size, _extent_centre(rows) / size)
     position = min(POSITIONS, key=lambda p: (POSITIONS[p][0] - centre[0]) ** 2 + (POSITIONS[p][1] - centre[1]) ** 2)
     spec = ShapeSpec("small" if side < SIZE_CUT else "large", color, shape, position, background)
-    return Judgement(spec, side, fill, centre)
+    return Judgement(spec, side, fill, drop, centre)
 
 
 def _grow(mask: np.ndarray) -> np.ndarray:
