@@ -1,0 +1,127 @@
+#!/usr/bin/env python
+"""FID, prompt fidelity and CPU speed of a shipped generator (shapes or emoji).
+
+FID (offline InceptionV3, ``hart.fid``) of generated images against real ones, next to the FID of
+the model's own tokenizer reconstructions of real images, hybrid and discrete-only (the floor the
+generator can reach through its tokens, and how much the residual path buys), and of real against
+real (the noise floor of the sample sizes).
+
+- shapes: real = rendered shapes. Prompts are the captions of ``ShapesDataset(seed=10_000)`` items
+  0..n-1; the reference set is 2n other rendered shapes (seed 20_000). Reconstructions and the
+  real-vs-real row use the n real pictures of the prompts.
+- emoji: real = every emoji of ``EmojiDataset`` (the reference set). Prompts are the names of n
+  emoji drawn without replacement (seed 0). Fidelity: how often the prompted emoji is the nearest
+  real emoji to the generated image in Inception feature space (top-1) or among the 5 nearest.
+
+Speed: seconds per image at batch 1 and batch 16 on this CPU (median of --repeats timed calls
+after one warm-up call).
+
+    python benchmarks/generator_quality.py --model hart-shapes-64 --data shapes [--n 1000]
+
+Prints a table, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from hart import HARTPipeline
+from hart.data import EmojiDataset, ShapesDataset
+from hart.fid import InceptionFeatures, fid
+from tokenizer.data.images import to_pil
+
+PROMPT_SEED, REFERENCE_SEED = 10_000, 20_000
+
+
+def real_sets(data: str, size: int, n: int):
+    """(prompts, real pictures of the prompts, reference pictures, prompted emoji indices or None)."""
+    if data == "shapes":
+        prompts_ds, ref_ds = ShapesDataset(size, PROMPT_SEED), ShapesDataset(size, REFERENCE_SEED)
+        pairs = [prompts_ds[i] for i in range(n)]
+        reference = [to_pil(ref_ds[i][0]) for i in range(2 * n)]
+        return [c for _, c in pairs], [to_pil(x) for x, _ in pairs], reference, None
+    emoji = EmojiDataset(size)
+    picked = np.random.default_rng(0).choice(len(emoji), size=min(n, len(emoji)), replace=False)
+    reference = [emoji.image(j) for j in range(len(emoji))]
+    return [emoji.names[j] for j in picked], [reference[j] for j in picked], reference, picked
+
+
+def reconstructions(pipe: HARTPipeline, images, use_residual: bool, batch: int = 100):
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            x = torch.stack([torch.from_numpy(np.asarray(im)).permute(2, 0, 1) for im in images[i:i + batch]])
+            codes = pipe.tokenizer.encode(x.float() / 127.5 - 1)
+            out += [to_pil(y) for y in pipe.tokenizer.decode(codes, use_residual=use_residual)]
+    return out
+
+
+def nearest_ranks(gen_feats: np.ndarray, ref_feats: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Rank (0 = nearest) of each target among the reference features, by L2 distance."""
+    d = (gen_feats ** 2).sum(1, keepdims=True) - 2 * gen_feats @ ref_feats.T + (ref_feats ** 2).sum(1)[None]
+    target_d = d[np.arange(len(targets)), targets]
+    return (d < target_d[:, None]).sum(1)
+
+
+def seconds_per_image(pipe: HARTPipeline, prompt: str, batch: int, repeats: int) -> float:
+    pipe([prompt] * batch, seed=0, batch_size=batch, progress=False)  # warm-up
+    times = []
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        pipe([prompt] * batch, seed=r, batch_size=batch, progress=False)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) / batch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="hart-shapes-64", help="shipped model name or pipeline directory")
+    parser.add_argument("--data", choices=("shapes", "emoji"), default="shapes", help="what the model draws")
+    parser.add_argument("--n", type=int, default=1000, help="generated images (and prompts)")
+    parser.add_argument("--seed", type=int, default=0, help="generation seed")
+    parser.add_argument("--batch-size", type=int, default=50, help="images per sampler call")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per batch size")
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    pipe = HARTPipeline.from_pretrained(args.model)
+    size = pipe.tokenizer.config.image_size
+    prompts, real, reference, targets = real_sets(args.data, size, args.n)
+    generated = pipe(prompts, seed=args.seed, batch_size=args.batch_size).images
+    inception = InceptionFeatures()
+    ref_feats = inception(reference, progress=True)
+    feats = {
+        "generated": inception(generated, progress=True),
+        "tokenizer hybrid": inception(reconstructions(pipe, real, True)),
+        "tokenizer discrete": inception(reconstructions(pipe, real, False)),
+        "real (prompts)": inception(real),
+    }
+    fids = {name: fid(f, ref_feats) for name, f in feats.items()}
+    result = {"benchmark": "generator_quality", "model": str(args.model), "data": args.data, "n": len(prompts),
+              "reference": len(reference), "fid": {k: round(v, 2) for k, v in fids.items()}}
+    print(f"{'images vs reference':<22} {'FID':>8}   ({len(prompts)} vs {len(reference)} images)")
+    for name, value in fids.items():
+        print(f"{name:<22} {value:8.2f}")
+    if targets is not None:
+        ranks = nearest_ranks(feats["generated"], ref_feats, targets)
+        real_ranks = nearest_ranks(feats["tokenizer hybrid"], ref_feats, targets)
+        result["fidelity"] = {"top1": round(float((ranks < 1).mean()), 4), "top5": round(float((ranks < 5).mean()), 4),
+                              "tokenizer_top1": round(float((real_ranks < 1).mean()), 4)}
+        print(f"fidelity: top-1 {result['fidelity']['top1']:.3f}, top-5 {result['fidelity']['top5']:.3f} "
+              f"(tokenizer reconstructions top-1 {result['fidelity']['tokenizer_top1']:.3f})")
+    speed = {f"batch_{b}": round(seconds_per_image(pipe, prompts[0], b, args.repeats), 4) for b in (1, 16)}
+    print(f"seconds per image: batch 1 {speed['batch_1']:.3f}, batch 16 {speed['batch_16']:.3f}")
+    result.update(seconds_per_image=speed, device="cpu", cpu=platform.processor() or platform.machine(),
+                  threads=torch.get_num_threads(), torch=torch.__version__)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
