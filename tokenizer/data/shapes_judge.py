@@ -7,7 +7,8 @@ from it, its colour is the nearest palette colour to the median object pixel, an
 sub-pixel width, height, area and centre. A triangle (apex up) has its centre of mass a sixth of
 its height below the centre of its extent, a circle or a square none (this survives blur, which
 rounds corners); the fill ratio area / (width x height) tells circle (pi/4) from square (1); the
-larger extent gives the size, and the extent centre snapped to the 3x3 grid the position. On rendered shapes it is exact (tests/test_shapes_judge.py).
+larger extent gives the size, and the extent centre snapped to the 3x3 grid the position. On
+rendered shapes it is exact (tests/test_shapes_judge.py).
 """
 
 from __future__ import annotations
