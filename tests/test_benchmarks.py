@@ -30,3 +30,23 @@ def test_shapes_accuracy_scores_a_random_model_near_zero_and_real_shapes_at_one(
     assert result["prompts"] == 6 and (tmp_path / "grid.png").is_file()
     assert result["scores"]["real"]["all"] == 1.0  # the judge reads the rendered prompts exactly
     assert result["all_correct"] <= 0.5  # random weights do not follow prompts
+
+
+def test_flop_counts_add_up_by_stage_and_follow_the_design():
+    pytest.importorskip("diffusers")
+    from benchmarks.baselines import PIXART, build_denoiser
+    from benchmarks.flops import baseline_flops, hart_flops
+
+    tiny = hart_flops("tiny", text_tokens=8)
+    assert tiny["all"] == sum(tiny[k] for k in ("linear", "attention", "head", "decode")) > 0
+    assert all(tiny[k] > 0 for k in ("linear", "attention", "head", "decode"))
+    assert hart_flops("tiny", batch=2, text_tokens=8)["all"] == 2 * tiny["all"]  # per-image cost is constant
+    pix = baseline_flops(PIXART, 256)
+    assert pix["head"] == 0 and pix["all"] == pix["linear"] + pix["attention"] + pix["decode"]
+    import torch
+
+    with torch.device("meta"):
+        params = sum(p.numel() for p in build_denoiser(PIXART, 256).parameters())
+    assert 0.6e9 < params < 0.62e9  # the PixArt-Sigma size
+    # 20 guided steps of a 0.61B DiT over 256 image tokens + 300 text tokens (cross-attention K/V) dominate
+    assert 2 * 20 * 2 * params * 256 < pix["linear"] < 2 * 20 * 2 * params * (256 + 300)
