@@ -1,11 +1,15 @@
 #!/usr/bin/env python
-"""HART against latent-diffusion baselines, side by side: FLOPs per image (and, later, latency).
+"""HART against latent-diffusion baselines, side by side: FLOPs, latency, throughput, memory.
 
     python scripts/bench.py --flops-only [--resolutions 256 512 1024]
+    python scripts/bench.py [--device cuda --dtype bf16] [--latency-resolutions 256 512 1024]
 
 FLOPs are counted on the meta device (benchmarks/flops.py, text encoders excluded on both sides),
 for HART-0.7B and the PixArt-Sigma-sized and SD3-medium-sized baselines (benchmarks/baselines.py).
-Prints one table per convention, then one JSON line.
+Latency (batch 1) and throughput (batch 8) come from benchmarks/speed.py: random weights, one
+process per measurement, warm-up, synchronised medians; on a CPU the baselines are timed over
+--timed-steps denoising steps and extrapolated (every step costs the same). HART's achieved FLOP/s
+is compared with the device's measured matmul peak. Prints the tables, then one JSON line.
 """
 
 from __future__ import annotations
@@ -46,24 +50,66 @@ def print_flops(rows: dict) -> None:
                       f"{f['head'] / 1e12:8.2f} {f['decode'] / 1e12:9.2f} {total / 1e12:9.2f} {total / hart:7.2f}")
 
 
+def speed_table(args, flops: dict) -> dict:
+    from benchmarks.speed import matmul_peak, measure
+
+    timed_steps = args.timed_steps if args.timed_steps is not None else (2 if args.device == "cpu" else 0)
+    peak = matmul_peak(args.device, args.dtype)
+    rows = {}
+    for r in args.latency_resolutions:
+        for name in ("hart-0.7b", "pixart-sigma-0.6b", "sd3-medium-2b"):
+            for batch in args.batches:
+                kwargs = dict(resolution=r, batch=batch, device=args.device, dtype=args.dtype, repeats=args.repeats)
+                if name == "hart-0.7b":
+                    out = measure("hart", **kwargs)
+                else:
+                    out = measure(name, timed_steps=timed_steps or None, **kwargs)
+                out["images_per_s"] = batch / out["seconds"]
+                out["flops_per_s"] = flops[r][name]["all"] * batch / out["seconds"]
+                rows.setdefault(r, {}).setdefault(name, {})[batch] = out
+                print(f"  measured {r} px {name} batch {batch}: {out['seconds']:.2f} s", file=sys.stderr)
+    print(f"\nSpeed on {args.device} ({args.dtype}); matmul peak {peak / 1e12:.2f} TFLOP/s")
+    print(f"{'px':>5} {'model':<20} {'batch':>5} {'latency s':>10} {'img/s':>8} {'peak GB':>8} "
+          f"{'TFLOP/s':>8} {'% peak':>7} {'x HART':>7}")
+    for r, models in rows.items():
+        for name, by_batch in models.items():
+            for batch, out in by_batch.items():
+                ratio = out["seconds"] / rows[r]["hart-0.7b"][batch]["seconds"]
+                note = f" (extrapolated from {out['extrapolated_from_steps']} steps)" \
+                    if out["extrapolated_from_steps"] else ""
+                print(f"{r:>5} {name:<20} {batch:>5} {out['seconds']:10.2f} {out['images_per_s']:8.3f} "
+                      f"{out['peak_memory_bytes'] / 2**30:8.2f} {out['flops_per_s'] / 1e12:8.3f} "
+                      f"{100 * out['flops_per_s'] / peak:6.1f}% {ratio:7.2f}{note}")
+    return {"matmul_peak_flops_per_s": peak, "timed_steps": timed_steps, "rows": rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flops-only", action="store_true", help="count FLOPs only (fast, no timing)")
     parser.add_argument("--resolutions", type=int, nargs="+", default=[256, 512, 1024],
                         help="image sizes of the FLOPs table (default: %(default)s)")
+    parser.add_argument("--latency-resolutions", type=int, nargs="+", default=[256],
+                        help="image sizes timed (default: %(default)s)")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8],
+                        help="batch sizes timed: latency at the first, throughput at the others (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    parser.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="weights and activations")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per measurement (median)")
+    parser.add_argument("--timed-steps", type=int, default=None,
+                        help="baseline denoising steps actually timed (default: 2 on cpu, all elsewhere; 0: all)")
     args = parser.parse_args()
-    if not args.flops_only:
-        parser.error("only --flops-only is implemented so far (latency: see issue 5)")
 
     import torch
 
-    rows = flops_table(args.resolutions)
+    rows = flops_table(sorted(set(args.resolutions) | (set() if args.flops_only else set(args.latency_resolutions))))
     print_flops(rows)
+    speed = None if args.flops_only else speed_table(args, rows)
     ratios = {r: {name: {c: round(f[c] / models["hart-0.7b"][c], 2) for c in ("all", "linear")}
                   for name, f in models.items() if name != "hart-0.7b"} for r, models in rows.items()}
     print(json.dumps({"benchmark": "bench", "date": str(date.today()), "torch": torch.__version__,
                       "flops": {str(r): m for r, m in rows.items()}, "ratios": {str(r): v for r, v in ratios.items()},
-                      "published_mac_ratios_1024": PUBLISHED_MAC_RATIOS_1024}))
+                      "published_mac_ratios_1024": PUBLISHED_MAC_RATIOS_1024, "device": args.device,
+                      "dtype": args.dtype, "speed": speed}))
 
 
 if __name__ == "__main__":

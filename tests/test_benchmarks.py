@@ -50,3 +50,12 @@ def test_flop_counts_add_up_by_stage_and_follow_the_design():
     assert 0.6e9 < params < 0.62e9  # the PixArt-Sigma size
     # 20 guided steps of a 0.61B DiT over 256 image tokens + 300 text tokens (cross-attention K/V) dominate
     assert 2 * 20 * 2 * params * 256 < pix["linear"] < 2 * 20 * 2 * params * (256 + 300)
+
+
+def test_speed_measurement_runs_in_its_own_process_and_reports_memory():
+    pytest.importorskip("diffusers")
+    from benchmarks.speed import matmul_peak, measure
+
+    out = measure("hart", preset="tiny", resolution=16, batch=2, device="cpu", dtype="fp32", repeats=1)
+    assert out["seconds"] > 0 and out["peak_memory_bytes"] > 50 * 2**20 and out["extrapolated_from_steps"] is None
+    assert matmul_peak("cpu", "fp32", repeats=1) > 1e9
