@@ -18,3 +18,20 @@ def test_reconstruct_writes_a_side_by_side_grid_and_psnr_table(tmp_path, capsys)
 def test_reconstruct_of_a_missing_file_is_a_clear_error(tmp_path, capsys):
     assert main(["reconstruct", str(tmp_path / "none.png"), "--out", str(tmp_path / "x.png")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_every_committed_recipe_parses_into_its_training_config():
+    from pathlib import Path
+
+    from hart.cli import build_parser
+    from hart.cli_config import config_from_args
+    from hart.train import HARTTrainConfig
+    from tokenizer.train import TokenizerTrainConfig
+
+    recipes = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+    assert len(recipes) >= 4
+    for path in recipes:
+        command, cls = ("train-tokenizer", TokenizerTrainConfig) if path.name.startswith("tokenizer-") \
+            else ("train", HARTTrainConfig)
+        cfg = config_from_args(cls, build_parser().parse_args([command, "--config", str(path)]))
+        assert cfg.out_dir.startswith("runs/"), path
