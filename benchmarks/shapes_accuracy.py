@@ -15,6 +15,7 @@ Prints a table, then one JSON line.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import time
@@ -50,6 +51,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="generation seed")
     parser.add_argument("--batch-size", type=int, default=25, help="images per sampler call")
     parser.add_argument("--cfg-scale", type=float, default=None, help="override the model's CFG scale")
+    parser.add_argument("--top-k", type=int, default=None, help="override the model's top-k")
+    parser.add_argument("--temperature", type=float, default=None, help="override the model's temperature")
+    parser.add_argument("--no-ceiling", action="store_true", help="skip the tokenizer reconstruction rows")
     parser.add_argument("--grid", default="", help="write the first 64 generations as a PNG grid here")
     args = parser.parse_args()
 
@@ -59,9 +63,11 @@ def main() -> None:
     specs = [data.spec(i) for i in range(args.n)]
     t0 = time.perf_counter()
     images = pipe([s.caption for s in specs], seed=args.seed, batch_size=args.batch_size,
-                  cfg_scale=args.cfg_scale).images
+                  cfg_scale=args.cfg_scale, top_k=args.top_k, temperature=args.temperature).images
     seconds = time.perf_counter() - t0
-    rows = {"generated": accuracy(images, specs), **tokenizer_ceiling(pipe, data, args.n, args.prompt_seed)}
+    rows = {"generated": accuracy(images, specs)}
+    if not args.no_ceiling:
+        rows.update(tokenizer_ceiling(pipe, data, args.n, args.prompt_seed))
 
     print(f"{'images':<22}" + "".join(f"{a:>11}" for a in (*ATTRIBUTES, "all")))
     for name, scores in rows.items():
@@ -71,7 +77,8 @@ def main() -> None:
         print(f"grid: {args.grid}")
     result = {
         "benchmark": "shapes_accuracy", "model": str(args.model), "prompts": args.n, "seed": args.seed,
-        "cfg_scale": args.cfg_scale or pipe.settings.cfg_scale,
+        "settings": dataclasses.asdict(pipe.settings),
+        "overrides": {"cfg_scale": args.cfg_scale, "top_k": args.top_k, "temperature": args.temperature},
         "all_correct": round(rows["generated"]["all"], 4),
         "scores": {k: {a: round(v, 4) for a, v in s.items()} for k, s in rows.items()},
         "seconds_per_image": round(seconds / args.n, 4), "batch_size": args.batch_size, "device": "cpu",
