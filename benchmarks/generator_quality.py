@@ -57,7 +57,7 @@ def reconstructions(pipe: HARTPipeline, images, use_residual: bool, batch: int =
     out = []
     with torch.no_grad():
         for i in range(0, len(images), batch):
-            x = torch.stack([torch.from_numpy(np.asarray(im)).permute(2, 0, 1) for im in images[i:i + batch]])
+            x = torch.stack([torch.from_numpy(np.array(im)).permute(2, 0, 1) for im in images[i:i + batch]])
             codes = pipe.tokenizer.encode(x.float() / 127.5 - 1)
             out += [to_pil(y) for y in pipe.tokenizer.decode(codes, use_residual=use_residual)]
     return out
