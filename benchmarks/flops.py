@@ -39,15 +39,19 @@ def _split(ops: dict[str, int]) -> tuple[int, int, int]:
     return linear, conv, sum(ops.values()) - linear - conv
 
 
+def hart_text(batch: int, width: int, device, dtype: torch.dtype, tokens: int = HART_TEXT_TOKENS):
+    """Random text states and their all-valid masks: (prompts (B, T, d), (B, T)), (null (1, T, d), (1, T))."""
+    def one(rows: int):
+        return (torch.randn(rows, tokens, width, device=device, dtype=dtype),
+                torch.ones(rows, tokens, dtype=torch.bool, device=device))
+    return one(batch), one(1)
+
+
 def hart_flops(preset: str, batch: int = 1, text_tokens: int = HART_TEXT_TOKENS,
                settings: SamplingSettings | None = None) -> dict[str, int]:
     """FLOPs of ``batch`` images from the HART preset, by stage (text encoder excluded)."""
     pipe = HARTPipeline.from_preset(preset, meta=True)
-    width = pipe.transformer.config.text_dim
-    text = (torch.zeros(batch, text_tokens, width, device="meta"),
-            torch.ones(batch, text_tokens, dtype=torch.bool, device="meta"))
-    null = (torch.zeros(1, text_tokens, width, device="meta"), torch.ones(1, text_tokens, dtype=torch.bool,
-                                                                          device="meta"))
+    text, null = hart_text(batch, pipe.transformer.config.text_dim, "meta", torch.float32, text_tokens)
     with FlopCounterMode(display=False, depth=1) as counter:
         generate(pipe.transformer, pipe.head, pipe.tokenizer, text, null, settings or SamplingSettings(), None)
     counts = counter.get_flop_counts()

@@ -35,7 +35,8 @@ import torch
 from hart import HARTPipeline
 from hart.data import EmojiDataset, ShapesDataset
 from hart.fid import InceptionFeatures, fid
-from tokenizer.data.images import to_pil
+from tokenizer.data.images import to_pil, to_tensor
+from tokenizer.reconstruct import reconstruct
 
 PROMPT_SEED, REFERENCE_SEED = 10_000, 20_000
 
@@ -53,14 +54,10 @@ def real_sets(data: str, size: int, n: int):
     return [emoji.names[j] for j in picked], [reference[j] for j in picked], reference, picked
 
 
-def reconstructions(pipe: HARTPipeline, images, use_residual: bool, batch: int = 100):
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(images), batch):
-            x = torch.stack([torch.from_numpy(np.array(im)).permute(2, 0, 1) for im in images[i:i + batch]])
-            codes = pipe.tokenizer.encode(x.float() / 127.5 - 1)
-            out += [to_pil(y) for y in pipe.tokenizer.decode(codes, use_residual=use_residual)]
-    return out
+def reconstructions(pipe: HARTPipeline, images) -> tuple[list, list]:
+    """Hybrid and discrete-only reconstructions of PIL ``images`` by the model's tokenizer."""
+    rec = reconstruct(pipe.tokenizer, torch.stack([to_tensor(im) for im in images]), batch_size=100)
+    return [to_pil(x) for x in rec.hybrid], [to_pil(x) for x in rec.discrete]
 
 
 def nearest_ranks(gen_feats: np.ndarray, ref_feats: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -97,10 +94,11 @@ def main() -> None:
     generated = pipe(prompts, seed=args.seed, batch_size=args.batch_size).images
     inception = InceptionFeatures()
     ref_feats = inception(reference, progress=True)
+    hybrid, discrete = reconstructions(pipe, real)
     feats = {
         "generated": inception(generated, progress=True),
-        "tokenizer hybrid": inception(reconstructions(pipe, real, True)),
-        "tokenizer discrete": inception(reconstructions(pipe, real, False)),
+        "tokenizer hybrid": inception(hybrid),
+        "tokenizer discrete": inception(discrete),
         "real (prompts)": inception(real),
     }
     fids = {name: fid(f, ref_feats) for name, f in feats.items()}

@@ -20,27 +20,21 @@ import json
 import platform
 import time
 
-import numpy as np
 import torch
 
 from hart import HARTPipeline
 from tokenizer.data.images import image_grid, to_pil
-from tokenizer.data.shapes import ShapesDataset, render
+from tokenizer.data.shapes import ShapesDataset
 from tokenizer.data.shapes_judge import ATTRIBUTES, accuracy
+from tokenizer.reconstruct import reconstruct
 
 
-def tokenizer_ceiling(pipe: HARTPipeline, data: ShapesDataset, n: int, seed: int) -> dict[str, dict[str, float]]:
-    """Judge scores of the tokenizer's reconstructions of the real pictures of the prompts."""
+def tokenizer_ceiling(pipe: HARTPipeline, data: ShapesDataset, n: int) -> dict[str, dict[str, float]]:
+    """Judge scores of the real pictures of the prompts and of the tokenizer's reconstructions of them."""
     specs = [data.spec(i) for i in range(n)]
-    real = [render(s, data.size, np.random.default_rng([seed, i, 1])) for i, s in enumerate(specs)]
-    x = torch.stack([data[i][0] for i in range(n)])
-    out = {"real": accuracy(real, specs)}
-    with torch.no_grad():
-        codes = pipe.tokenizer.encode(x)
-        for name, residual in (("hybrid", True), ("discrete", False)):
-            images = [to_pil(y) for y in pipe.tokenizer.decode(codes, use_residual=residual)]
-            out[name] = accuracy(images, specs)
-    return out
+    rec = reconstruct(pipe.tokenizer, torch.stack([data[i][0] for i in range(n)]))
+    return {name: accuracy([to_pil(x) for x in images], specs)
+            for name, images in (("real", rec.originals), ("hybrid", rec.hybrid), ("discrete", rec.discrete))}
 
 
 def main() -> None:
@@ -67,7 +61,7 @@ def main() -> None:
     seconds = time.perf_counter() - t0
     rows = {"generated": accuracy(images, specs)}
     if not args.no_ceiling:
-        rows.update(tokenizer_ceiling(pipe, data, args.n, args.prompt_seed))
+        rows.update(tokenizer_ceiling(pipe, data, args.n))
 
     print(f"{'images':<22}" + "".join(f"{a:>11}" for a in (*ATTRIBUTES, "all")))
     for name, scores in rows.items():

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import torch
 
 from benchmarks.baselines import BASELINES, VAE_SCALE, build_denoiser, build_scheduler, build_vae, sample
-from benchmarks.flops import HART_TEXT_TOKENS
+from benchmarks.flops import hart_text
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 PEAK_SIZE = 4096  # square matmul used to measure the device's peak
@@ -70,11 +70,7 @@ def _hart(resolution: int, batch: int, device: torch.device, dtype: torch.dtype,
         ar = HARTTransformer(TRANSFORMER_PRESETS[p.transformer]).eval().to(dtype)
         head = DiffusionHead(HEAD_PRESETS[p.head]).eval().to(dtype)
         tok = HybridTokenizer(PRESETS[p.tokenizer]).eval().to(dtype)
-    width = ar.config.text_dim
-    text = (torch.randn(batch, HART_TEXT_TOKENS, width, device=device, dtype=dtype),
-            torch.ones(batch, HART_TEXT_TOKENS, dtype=torch.bool, device=device))
-    null = (torch.randn(1, HART_TEXT_TOKENS, width, device=device, dtype=dtype),
-            torch.ones(1, HART_TEXT_TOKENS, dtype=torch.bool, device=device))
+    text, null = hart_text(batch, ar.config.text_dim, device, dtype)
     g = torch.Generator(device=device).manual_seed(0)
     seconds = timed(lambda: generate(ar, head, tok, text, null, SamplingSettings(), g), device, repeats)
     return {"seconds": seconds, "extrapolated_from_steps": None}
