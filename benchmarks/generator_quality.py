@@ -26,12 +26,14 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the benchmarks/ package of this checkout
+from benchmarks.speed import timed  # noqa: E402
 from hart import HARTPipeline
 from hart.data import EmojiDataset, ShapesDataset
 from hart.fid import InceptionFeatures, fid
@@ -68,13 +70,8 @@ def nearest_ranks(gen_feats: np.ndarray, ref_feats: np.ndarray, targets: np.ndar
 
 
 def seconds_per_image(pipe: HARTPipeline, prompt: str, batch: int, repeats: int) -> float:
-    pipe([prompt] * batch, seed=0, batch_size=batch, progress=False)  # warm-up
-    times = []
-    for r in range(repeats):
-        t0 = time.perf_counter()
-        pipe([prompt] * batch, seed=r, batch_size=batch, progress=False)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) / batch
+    """Median seconds per image of ``repeats`` calls at ``batch`` after a warm-up call."""
+    return timed(lambda: pipe([prompt] * batch, seed=0, batch_size=batch, progress=False), pipe.device, repeats) / batch
 
 
 def main() -> None:
