@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Exactly the builds this machine installs from local disk (see DEVELOPERS.md); keep in step with pyproject.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test photos emoji-font shapes-model bench-tokenizer bench-shapes clean
+.PHONY: demo test photos emoji-font shapes-model emoji-model bench-tokenizer bench-shapes clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ emoji-font:
 shapes-model: $(VENV)/.installed
 	$(BIN)/hart train-tokenizer --config configs/tokenizer-shapes-f8.yaml --resume
 	$(BIN)/hart train --config configs/hart-shapes-64.yaml --resume
+
+## emoji-model: reproduce hart-emoji-64 (needs the emoji font; tokenizer, then transformer + head) in runs/
+emoji-model: $(VENV)/.installed emoji-font
+	$(BIN)/hart train-tokenizer --config configs/tokenizer-emoji-f8.yaml --resume
+	$(BIN)/hart train --config configs/hart-emoji-64.yaml --resume
 
 ## bench-shapes: prompt accuracy of hart-shapes-64 (pixel-analysis judge, 200 prompts)
 bench-shapes: $(VENV)/.installed-dev

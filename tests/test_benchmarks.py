@@ -54,8 +54,28 @@ def test_flop_counts_add_up_by_stage_and_follow_the_design():
 
 def test_speed_measurement_runs_in_its_own_process_and_reports_memory():
     pytest.importorskip("diffusers")
-    from benchmarks.speed import matmul_peak, measure
+    from benchmarks.speed import matmul_peak, matmul_sweep, measure
 
     out = measure("hart", preset="tiny", resolution=16, batch=2, device="cpu", dtype="fp32", repeats=1)
     assert out["seconds"] > 0 and out["peak_memory_bytes"] > 50 * 2**20 and out["extrapolated_from_steps"] is None
-    assert matmul_peak("cpu", "fp32", repeats=1) > 1e9
+    sweep = matmul_sweep("cpu", "fp32", repeats=1, shapes=((64, 64, 64), (128, 64, 32)))
+    assert set(sweep) == {"64x64x64", "128x64x32"} and min(sweep.values()) > 1e6
+    assert matmul_peak("cpu", "fp32", repeats=1, shapes=((64, 64, 64),)) > 1e6
+
+
+def test_speed_plot_reads_bench_json_lines_and_names_a_missing_file(tmp_path):
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    from benchmarks.plot_speed import load, plot
+
+    f = {"all": 2e12, "linear": 1e12}
+    line = {"flops": {"256": {"hart-0.7b": f, "pixart-sigma-0.6b": f}, "512": {"hart-0.7b": f}},
+            "device": "cpu", "dtype": "fp32",
+            "speed": {"rows": {"256": {"hart-0.7b": {"1": {"seconds": 2.0}},
+                                       "pixart-sigma-0.6b": {"1": {"seconds": 5.0}}}}}}
+    (tmp_path / "a.json").write_text(json.dumps(line) + "\n")
+    out = plot(load([tmp_path / "a.json"]), tmp_path / "p.png")
+    assert Image.open(out).size[0] > 500
+    with pytest.raises(FileNotFoundError, match="--json-out"):
+        load([tmp_path / "missing.json"])

@@ -1,0 +1,88 @@
+#!/usr/bin/env python
+"""Plot FLOPs and latency against resolution for HART and the diffusion baselines.
+
+    python benchmarks/plot_speed.py benchmarks/bench-flops.json benchmarks/bench-cpu-256.json \
+        --out benchmarks/speed-vs-resolution.png
+
+Reads the JSON lines that ``scripts/bench.py --json-out`` writes (any number of files: FLOPs come
+from every file, latencies at batch 1 from those with a ``speed`` section, one line per device).
+Left panel: FLOPs per image (everything counted, with CFG); right panel: batch-1 latency.
+Both axes are logarithmic, so the ratio baseline / HART is the vertical gap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+
+MODELS = {"hart-0.7b": ("HART-0.7B", "tab:red"), "pixart-sigma-0.6b": ("PixArt-Sigma-sized", "tab:blue"),
+          "sd3-medium-2b": ("SD3-medium-sized", "tab:green")}
+DEVICE_STYLES = ("o-", "s--", "^:")
+
+
+def load(paths: list[Path]) -> list[dict]:
+    lines = []
+    for p in paths:
+        if not p.is_file():
+            raise FileNotFoundError(f"{p} does not exist; write it with python scripts/bench.py --json-out {p}")
+        lines.append(json.loads(p.read_text().strip().splitlines()[-1]))
+    return lines
+
+
+def plot(lines: list[dict], out: Path) -> Path:
+    fig, (ax_f, ax_t) = plt.subplots(1, 2, figsize=(11, 4.2))
+    flops: dict[str, dict[int, float]] = {}
+    for line in lines:
+        for r, models in line["flops"].items():
+            for name, f in models.items():
+                flops.setdefault(name, {})[int(r)] = f["all"] / 1e12
+    for name, (label, colour) in MODELS.items():
+        pts = sorted(flops.get(name, {}).items())
+        if pts:
+            ax_f.plot(*zip(*pts, strict=True), "o-", color=colour, label=label)
+    ax_f.set(xscale="log", yscale="log", xlabel="resolution (px)", ylabel="TFLOPs per image (all, CFG)",
+             title="FLOPs per image")
+    timed = [line for line in lines if line.get("speed")]
+    for i, line in enumerate(timed):
+        for name, (label, colour) in MODELS.items():
+            pts = sorted((int(r), models[name]["1"]["seconds"]) for r, models in line["speed"]["rows"].items()
+                         if name in models and "1" in models[name])
+            if pts:
+                ax_t.plot(*zip(*pts, strict=True), DEVICE_STYLES[i % len(DEVICE_STYLES)], color=colour,
+                          label=f"{label} ({line['device']} {line['dtype']})")
+                for r, sec in pts:
+                    ax_t.annotate(f"{sec:.3g} s", (r, sec), textcoords="offset points", xytext=(6, -3), fontsize=8)
+    ax_t.set(xscale="log", yscale="log", xlabel="resolution (px)", ylabel="seconds per image (batch 1)",
+             title="Latency, batch 1")
+    for ax in (ax_f, ax_t):
+        ticks = sorted({r for pts in flops.values() for r in pts})
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlim(min(ticks) / 1.2, max(ticks) * 1.2)
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path, nargs="+", help="JSON files of scripts/bench.py --json-out")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/speed-vs-resolution.png"))
+    args = parser.parse_args()
+    print(plot(load(args.results), args.out))
+
+
+if __name__ == "__main__":
+    main()
