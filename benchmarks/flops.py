@@ -21,7 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.baselines import VAE_SCALE, Baseline, build_denoiser, build_vae, condition
 from hart.pipeline import HARTPipeline
-from hart.sampler import SamplingSettings, generate
+from hart.sampler import NullPrefix, SamplingSettings, generate
 
 LINEAR_OPS = ("aten.addmm", "aten.mm")
 CONV_OPS = ("aten.convolution",)
@@ -48,12 +48,18 @@ def hart_text(batch: int, width: int, device, dtype: torch.dtype, tokens: int = 
 
 
 def hart_flops(preset: str, batch: int = 1, text_tokens: int = HART_TEXT_TOKENS,
-               settings: SamplingSettings | None = None) -> dict[str, int]:
-    """FLOPs of ``batch`` images from the HART preset, by stage (text encoder excluded)."""
+               settings: SamplingSettings | None = None, keep_null_prefix: bool = False) -> dict[str, int]:
+    """FLOPs of ``batch`` images from the HART preset, by stage (text encoder excluded).
+
+    By default the null prompt's prefill is counted in every call; ``keep_null_prefix`` counts a
+    call with it kept from an earlier one (as ``HARTPipeline`` does).
+    """
     pipe = HARTPipeline.from_preset(preset, meta=True)
     text, null = hart_text(batch, pipe.transformer.config.text_dim, "meta", torch.float32, text_tokens)
+    prefix = NullPrefix.compute(pipe.transformer, null) if keep_null_prefix else None
     with FlopCounterMode(display=False, depth=1) as counter:
-        generate(pipe.transformer, pipe.head, pipe.tokenizer, text, null, settings or SamplingSettings(), None)
+        generate(pipe.transformer, pipe.head, pipe.tokenizer, text, null, settings or SamplingSettings(), None,
+                 null_prefix=prefix)
     counts = counter.get_flop_counts()
     total = _by_op(counts["Global"])
     head = sum(_by_op(counts.get("DiffusionHead", {})).values())

