@@ -19,3 +19,21 @@ def test_hart_shapes_64_ships_and_follows_prompts():
     # On 200 benchmark prompts position and background are always right and 81% get all five.
     assert all(h["position"] and h["background"] for h in hits)
     assert sum(all(h.values()) for h in hits) >= 5
+
+
+def test_hart_emoji_64_ships_and_draws_emoji_on_a_white_canvas():
+    import numpy as np
+
+    assert "hart-emoji-64" in shipped_models()
+    try:
+        pipe = HARTPipeline.from_pretrained("hart-emoji-64")
+    except FileNotFoundError as e:  # the MiniLM text encoder package is missing
+        pytest.skip(str(e))
+    images = [np.asarray(im).astype(float) for im in pipe(["grinning face"] * 4 + ["rocket"] * 2, seed=0,
+                                                           progress=False).images]
+    for a in images:  # white canvas around a drawn glyph (random weights give noise everywhere)
+        border = np.concatenate([a[:4], a[-4:], a[:, :4].transpose(1, 0, 2), a[:, -4:].transpose(1, 0, 2)])
+        assert border.mean() > 240 and (a[16:48, 16:48].min(-1) < 200).sum() > 300
+    face = np.concatenate([a[16:48, 16:48].reshape(-1, 3) for a in images[:4]])
+    face = face[face.min(1) < 200]
+    assert face[:, :2].mean() - face[:, 2].mean() > 50  # the grinning face comes out yellow (R, G >> B)
