@@ -105,24 +105,22 @@ class NullPrefix:
         return cls(cache.k, cache.v, logits, h, pooled, mask[:1])
 
 
-def prefill_guided(ar: HARTTransformer, text: tuple[torch.Tensor, torch.Tensor], null: NullPrefix,
-                   cache: KVCache, length: int) -> tuple[torch.Tensor, ...]:
-    """Prefill the B prompts into rows [0, B) of ``cache`` and copy the null prefix into rows [B, 2B).
+def prefill_guided(ar: HARTTransformer, hidden_BTd: torch.Tensor, mask_BT: torch.Tensor, null: NullPrefix,
+                   cache: KVCache) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Prefill the B (left-padded) prompts into rows [0, B) of ``cache``; copy the null prefix into
+    rows [B, 2B) at the last T0 text positions (``prepare_text`` pads the null rows the same way).
 
-    Both are left-padded to ``length`` text positions. Returns logits (2B, 1, V), hidden (2B, 1, D),
-    pooled (2B, D) and the text mask (2B, length), prompts first.
+    Returns logits (2B, 1, V), hidden (2B, 1, D) and pooled (2B, D), prompts first.
     """
-    hidden, mask = text
-    B, T0 = mask.shape[0], null.mask.shape[1]
-    mask_c = pad_left(mask, length)
-    logits, h, pooled = ar.prefill(pad_left(hidden, length), mask_c, cache.rows(0, B))
+    B, length, T0 = mask_BT.shape[0], mask_BT.shape[1], null.mask.shape[1]
+    logits, h, pooled = ar.prefill(hidden_BTd, mask_BT, cache.rows(0, B))
     for layer in range(len(cache.k)):
         cache.k[layer][B:, :, length - T0:length] = null.k[layer]
         cache.v[layer][B:, :, length - T0:length] = null.v[layer]
-    def both(cond, nul):
+
+    def both(cond: torch.Tensor, nul: torch.Tensor) -> torch.Tensor:
         return torch.cat([cond, nul.expand(B, *nul.shape[1:])])
-    return (both(logits, null.logits), both(h, null.h), both(pooled, null.pooled),
-            both(mask_c, pad_left(null.mask, length)))
+    return both(logits, null.logits), both(h, null.h), both(pooled, null.pooled)
 
 
 def refine_residual(ar: HARTTransformer, head: DiffusionHead, diffusion: GaussianDiffusion,
@@ -161,12 +159,12 @@ def generate(ar: HARTTransformer, head: DiffusionHead, tokenizer: HybridTokenize
     rows = hidden.shape[0]
     cache = KVCache(cfg.depth, rows, cfg.heads, hidden.shape[1] + cfg.image_tokens, cfg.head_dim,
                     hidden.device, hidden.dtype) if use_cache else None
-    if use_cache and guided:
-        null = null_prefix if null_prefix is not None else NullPrefix.compute(ar, null_text)
-        logits, h, pooled, mask = prefill_guided(ar, text, null, cache, hidden.shape[1])
-    elif use_cache:
-        logits, h, pooled = ar.prefill(hidden, mask, cache)
     if use_cache:
+        if guided:
+            null = null_prefix if null_prefix is not None else NullPrefix.compute(ar, null_text)
+            logits, h, pooled = prefill_guided(ar, hidden[:B], mask[:B], null, cache)
+        else:
+            logits, h, pooled = ar.prefill(hidden, mask, cache)
         rope = ar.rope(hidden.device)
     inputs = hidden.new_zeros(rows, cfg.image_tokens - 1, C)  # the naive path's growing input
     f_hat = hidden.new_zeros(B, C, pn[-1], pn[-1])

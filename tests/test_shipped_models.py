@@ -7,12 +7,17 @@ from tokenizer.data.shapes import ShapesDataset
 from tokenizer.data.shapes_judge import judge
 
 
-def test_hart_shapes_64_ships_and_follows_prompts():
-    assert "hart-shapes-64" in shipped_models()
+def load_shipped(name: str) -> HARTPipeline:
+    """The shipped model ``name`` (it must ship); skips when its MiniLM text encoder package is missing."""
+    assert name in shipped_models()
     try:
-        pipe = HARTPipeline.from_pretrained("hart-shapes-64")
-    except FileNotFoundError as e:  # the MiniLM text encoder package is missing
+        return HARTPipeline.from_pretrained(name)
+    except FileNotFoundError as e:
         pytest.skip(str(e))
+
+
+def test_hart_shapes_64_ships_and_follows_prompts():
+    pipe = load_shipped("hart-shapes-64")
     specs = [ShapesDataset(64, seed=4242).spec(i) for i in range(8)]
     images = pipe([s.caption for s in specs], seed=0, progress=False).images
     hits = [judge(img).matches(s) for img, s in zip(images, specs, strict=True)]
@@ -24,11 +29,7 @@ def test_hart_shapes_64_ships_and_follows_prompts():
 def test_hart_emoji_64_ships_and_draws_emoji_on_a_white_canvas():
     import numpy as np
 
-    assert "hart-emoji-64" in shipped_models()
-    try:
-        pipe = HARTPipeline.from_pretrained("hart-emoji-64")
-    except FileNotFoundError as e:  # the MiniLM text encoder package is missing
-        pytest.skip(str(e))
+    pipe = load_shipped("hart-emoji-64")
     images = [np.asarray(im).astype(float) for im in pipe(["grinning face"] * 4 + ["rocket"] * 2, seed=0,
                                                            progress=False).images]
     for a in images:  # white canvas around a drawn glyph (random weights give noise everywhere)
