@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Exactly the builds this machine installs from local disk (see DEVELOPERS.md); keep in step with pyproject.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test photos emoji-font shapes-model emoji-model bench-tokenizer bench-shapes clean
+.PHONY: demo test photos emoji-font photo-tokenizer shapes-model emoji-model bench-tokenizer bench-shapes clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ photos:
 ## emoji-font: fetch the Noto Color Emoji font (Debian fonts-noto-color-emoji) into data/
 emoji-font:
 	scripts/fetch_emoji_font.sh
+
+## photo-tokenizer: reproduce photo-f8 (needs the photos; autoencoder, codebook, decoder fine-tune) in runs/
+photo-tokenizer: $(VENV)/.installed photos
+	$(BIN)/hart train-tokenizer --config configs/tokenizer-photo-f8.yaml --resume
+	$(BIN)/hart train-tokenizer --config configs/tokenizer-photo-f8-codebook.yaml --resume
+	$(BIN)/hart train-tokenizer --config configs/tokenizer-photo-f8-decoder.yaml --resume
 
 ## shapes-model: reproduce hart-shapes-64 (tokenizer, then transformer + head) in runs/
 shapes-model: $(VENV)/.installed

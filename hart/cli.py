@@ -42,6 +42,10 @@ TRAIN_TOKENIZER_HELP = {**COMMON_TRAIN_HELP,
     "seed": "seed of the initialisation, the data stream and the path choices",
     "mixed_precision": "'no', 'bf16' or 'fp16' (accelerate)",
     "num_workers": "data loader worker processes",
+    "init_from": "start from these weights: a run's checkpoint.pt (or its directory) or a saved tokenizer",
+    "pca_init_images": "initialise a patch_skip model as a patch PCA of this many training images (0: off)",
+    "freeze": "parts left untrained: encoder quant_conv quantizer post_quant_conv decoder "
+              "(HART's decoder fine-tune: encoder quant_conv)",
 }
 
 

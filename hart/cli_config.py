@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, helps: dict[
         default = f.default if f.default is not dataclasses.MISSING else None
         text = f"{helps[f.name]} (default: {default})"
         origin = typing.get_origin(kind)
+        if origin in (typing.Union, types.UnionType):  # ``str | None``: the flag takes the str
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))
+            origin = typing.get_origin(kind)
         if origin is tuple:
             item = typing.get_args(kind)[0]
             parser.add_argument(flag, dest=f.name, type=item, nargs="+", default=None, help=text)

@@ -32,6 +32,8 @@ class TokenizerConfig:
         num_phis: number of phi convs shared across the K scales (VAR: 4).
         beta: commitment loss weight (VQ-VAE, beta = 0.25).
         dropout: dropout inside the autoencoder's ResNet blocks.
+        patch_skip: add linear f x f patch shortcuts around encoder and decoder (not in HART;
+            makes small CPU tokenizers of photos trainable in minutes, see tokenizer.autoencoder).
     """
 
     image_size: int = 128
@@ -45,6 +47,7 @@ class TokenizerConfig:
     num_phis: int = 4
     beta: float = 0.25
     dropout: float = 0.0
+    patch_skip: bool = False
 
     def __post_init__(self) -> None:
         # JSON turns tuples into lists; normalise so equality and hashing behave.
@@ -100,6 +103,11 @@ PRESETS: dict[str, TokenizerConfig] = {
     "cpu-f8-128": TokenizerConfig(
         image_size=128, vocab_size=4096, latent_channels=32, ch=32, ch_mult=(1, 2, 4, 4),
         num_res_blocks=1, patch_nums=(1, 2, 3, 4, 5, 6, 8, 10, 13, 16),
+    ),
+    # cpu-f8-128 with linear patch shortcuts: the photo-f8 tokenizer (patch-PCA initialised).
+    "cpu-f8-128-skip": TokenizerConfig(
+        image_size=128, vocab_size=4096, latent_channels=32, ch=32, ch_mult=(1, 2, 4, 4),
+        num_res_blocks=1, patch_nums=(1, 2, 3, 4, 5, 6, 8, 10, 13, 16), patch_skip=True,
     ),
     "cpu-f8-64": TokenizerConfig(
         image_size=64, vocab_size=1024, latent_channels=16, ch=32, ch_mult=(1, 2, 2, 4),

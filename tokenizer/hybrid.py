@@ -53,13 +53,13 @@ class HybridTokenizer(nn.Module):
         super().__init__()
         self.config = config
         C = config.latent_channels
-        self.encoder = Encoder(config.ch, config.ch_mult, config.num_res_blocks, C, config.dropout)
+        self.encoder = Encoder(config.ch, config.ch_mult, config.num_res_blocks, C, config.dropout, config.patch_skip)
         self.quant_conv = nn.Conv2d(C, C, 3, padding=1)
         self.quantizer = MultiScaleQuantizer(
             config.vocab_size, C, config.patch_nums, config.quant_resi, config.num_phis, config.beta
         )
         self.post_quant_conv = nn.Conv2d(C, C, 3, padding=1)
-        self.decoder = Decoder(config.ch, config.ch_mult, config.num_res_blocks, C, config.dropout)
+        self.decoder = Decoder(config.ch, config.ch_mult, config.num_res_blocks, C, config.dropout, config.patch_skip)
 
     # ----------------------------------------------------------------- inputs and latents
     def check_images(self, images: torch.Tensor) -> None:

@@ -6,6 +6,11 @@ and adds the codebook + commitment loss of the multi-scale quantizer. Codebook u
 (perplexity, dead codes) is logged and dead codes are restarted from encoder outputs. An optional
 patch-GAN term joins after ``gan_start`` steps.
 
+Staged training: ``init_from`` starts from earlier weights, ``pca_init_images`` starts a
+``patch_skip`` model as a patch PCA (tokenizer.pca_init), and ``freeze`` leaves parts untrained,
+e.g. HART's decoder fine-tune freezes the encoder so that the latent f stays fixed (photo-f8 uses
+all three: configs/tokenizer-photo-f8*.yaml).
+
 Exact resume: the data, the path choice and the dead-code restarts are functions of (seed, step),
 and the checkpoint holds model, optimizer and usage state, so a run resumed at step s continues
 exactly as the uninterrupted run would have.
@@ -30,10 +35,13 @@ from tokenizer.data.images import image_grid, to_pil
 from tokenizer.data.sources import StepBatches, image_stream
 from tokenizer.hybrid import HybridTokenizer
 from tokenizer.losses import PatchDiscriminator, hinge_d_loss, hinge_g_loss, psnr, reconstruction_loss
+from tokenizer.pca_init import patch_pca_init_
 
 CHECKPOINT_NAME = "checkpoint.pt"
 SAMPLE_IMAGES = 8
 SAMPLE_OFFSET = 10**9  # stream items far past any training batch serve as fixed previews
+PCA_OFFSET = 2 * 10**9  # and these as the images of the patch-PCA initialisation
+PARTS = ("encoder", "quant_conv", "quantizer", "post_quant_conv", "decoder")  # what ``freeze`` may name
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,9 @@ class TokenizerTrainConfig:
     seed: int = 0
     mixed_precision: str = "no"
     num_workers: int = 0
+    init_from: str | None = None
+    pca_init_images: int = 0
+    freeze: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", tuple(self.data))
@@ -76,6 +87,15 @@ class TokenizerTrainConfig:
             raise ValueError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        unknown = sorted(set(self.freeze) - set(PARTS))
+        if unknown:
+            raise ValueError(f"freeze: unknown parts {unknown}; parts are {list(PARTS)}")
+        if set(self.freeze) == set(PARTS):
+            raise ValueError("freeze lists every part of the tokenizer: nothing would train")
+        if self.pca_init_images < 0:
+            raise ValueError(f"pca_init_images must be >= 0, got {self.pca_init_images}")
+        if self.pca_init_images and self.init_from:
+            raise ValueError("use either init_from (start from trained weights) or pca_init_images, not both")
 
     def model_config(self) -> TokenizerConfig:
         path = Path(self.model)
@@ -117,7 +137,17 @@ class TokenizerTrainer:
         torch.manual_seed(cfg.seed)
         self.model_cfg = cfg.model_config()
         self.model = HybridTokenizer(self.model_cfg).to(memory_format=torch.channels_last)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=0.0)
+        self.data = image_stream(cfg.data, self.model_cfg.image_size, cfg.seed, cfg.max_zoom_out)
+        fresh = not (resume and (self.out / CHECKPOINT_NAME).is_file())
+        if fresh and cfg.init_from:
+            self.init_weights(cfg.init_from)
+        if fresh and cfg.pca_init_images:
+            images = torch.stack([self.data[PCA_OFFSET + i] for i in range(cfg.pca_init_images)])
+            self.pca_kept = patch_pca_init_(self.model, images)
+        for part in cfg.freeze:  # e.g. HART's decoder fine-tune freezes encoder and quant_conv
+            getattr(self.model, part).requires_grad_(False)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(trainable, lr=cfg.lr, betas=cfg.betas, weight_decay=0.0)
         # Fewer strided layers for small images, so the last 4x4 convs still fit (3 from 128 px).
         n_layers = max(1, min(3, self.model_cfg.image_size.bit_length() - 5))
         self.disc = PatchDiscriminator(n_layers=n_layers) if cfg.gan_weight > 0 else None
@@ -127,14 +157,29 @@ class TokenizerTrainer:
         self.usage = torch.zeros(K, V)
         self.step = 0
         self.history: list[dict] = []
-        if resume and (self.out / CHECKPOINT_NAME).is_file():
+        if not fresh:
             self.load_checkpoint()
-        self.data = image_stream(cfg.data, self.model_cfg.image_size, cfg.seed, cfg.max_zoom_out)
         self.model, self.opt = self.acc.prepare(self.model, self.opt)
         if self.disc is not None:
             self.disc, self.disc_opt = self.acc.prepare(self.disc, self.disc_opt)
 
     # ------------------------------------------------------------------ checkpoints
+    def init_weights(self, source: str) -> None:
+        """Start from the model weights of a run's checkpoint.pt or a saved tokenizer directory."""
+        path = Path(source)
+        if path.is_dir() and (path / CHECKPOINT_NAME).is_file() and not (path / "config.json").is_file():
+            path = path / CHECKPOINT_NAME
+        if path.is_file():
+            state = read_training_state(path)
+            if state["model_config"] != self.model_cfg.to_dict():
+                raise RuntimeError(f"init_from {path} holds another model configuration than --model {self.cfg.model}")
+            self.model.load_state_dict(state["model"])
+        else:
+            loaded = HybridTokenizer.from_pretrained(path)
+            if loaded.config != self.model_cfg:
+                raise RuntimeError(f"init_from {path} holds another model configuration than --model {self.cfg.model}")
+            self.model.load_state_dict(loaded.state_dict())
+
     def state(self) -> dict:
         unwrap = self.acc.unwrap_model
         return {
