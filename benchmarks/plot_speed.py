@@ -5,7 +5,7 @@
         --out benchmarks/speed-vs-resolution.png
 
 Reads the JSON lines that ``scripts/bench.py --json-out`` writes (any number of files: FLOPs come
-from every file, latencies at batch 1 from those with a ``speed`` section, one line per device).
+from every file, latencies at batch 1 from those with a ``speed`` section, one curve per device and dtype).
 Left panel: FLOPs per image (everything counted, with CFG); right panel: batch-1 latency.
 Both axes are logarithmic, so the ratio baseline / HART is the vertical gap.
 """
@@ -25,6 +25,15 @@ import matplotlib.ticker  # noqa: E402
 MODELS = {"hart-0.7b": ("HART-0.7B", "tab:red"), "pixart-sigma-0.6b": ("PixArt-Sigma-sized", "tab:blue"),
           "sd3-medium-2b": ("SD3-medium-sized", "tab:green")}
 DEVICE_STYLES = ("o-", "s--", "^:")
+SHORT_PROMPT_COLOURS = ("tab:orange", "tab:purple", "tab:brown")
+
+
+def models_in(names) -> dict[str, tuple[str, str]]:
+    """Label and colour of each model: MODELS, plus HART rows with other prompt lengths ('hart-0.7b-t77')."""
+    extra = sorted(n for n in set(names) if n.startswith("hart-0.7b-t"))
+    styles = {n: (f"HART-0.7B, {n.removeprefix('hart-0.7b-t')}-token prompt", SHORT_PROMPT_COLOURS[i % 3])
+              for i, n in enumerate(extra)}
+    return {**MODELS, **styles}
 
 
 def load(paths: list[Path]) -> list[dict]:
@@ -37,21 +46,27 @@ def load(paths: list[Path]) -> list[dict]:
 
 
 def plot(lines: list[dict], out: Path) -> Path:
-    fig, (ax_f, ax_t) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (ax_f, ax_t) = plt.subplots(1, 2, figsize=(11, 5.6))
     flops: dict[str, dict[int, float]] = {}
     for line in lines:
         for r, models in line["flops"].items():
             for name, f in models.items():
                 flops.setdefault(name, {})[int(r)] = f["all"] / 1e12
-    for name, (label, colour) in MODELS.items():
+    styles = models_in(flops)
+    for name, (label, colour) in styles.items():
         pts = sorted(flops.get(name, {}).items())
         if pts:
             ax_f.plot(*zip(*pts, strict=True), "o-", color=colour, label=label)
     ax_f.set(xscale="log", yscale="log", xlabel="resolution (px)", ylabel="TFLOPs per image (all, CFG)",
              title="FLOPs per image")
-    timed = [line for line in lines if line.get("speed")]
-    for i, line in enumerate(timed):
-        for name, (label, colour) in MODELS.items():
+    timed: dict[tuple[str, str], dict] = {}  # runs of one device and dtype (e.g. 256 px, 512 px) form one curve
+    for line in lines:
+        if line.get("speed"):
+            merged = timed.setdefault((line["device"], line["dtype"]),
+                                      {"device": line["device"], "dtype": line["dtype"], "speed": {"rows": {}}})
+            merged["speed"]["rows"].update(line["speed"]["rows"])
+    for i, line in enumerate(timed.values()):
+        for name, (label, colour) in styles.items():
             pts = sorted((int(r), models[name]["1"]["seconds"]) for r, models in line["speed"]["rows"].items()
                          if name in models and "1" in models[name])
             if pts:
@@ -68,7 +83,7 @@ def plot(lines: list[dict], out: Path) -> Path:
         ax.set_xlim(min(ticks) / 1.2, max(ticks) * 1.2)
         ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)  # below: no data hidden
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import torch
 
 from benchmarks.baselines import BASELINES, VAE_SCALE, build_denoiser, build_scheduler, build_vae, sample
-from benchmarks.flops import hart_text
+from benchmarks.flops import HART_TEXT_TOKENS, hart_text
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 PEAK_SIZE = 4096  # square matmul used to measure the device's peak
@@ -75,11 +75,12 @@ def matmul_peak(device: str, dtype: str, repeats: int = 5, shapes=PEAK_SHAPES) -
 
 
 def _hart(resolution: int, batch: int, device: torch.device, dtype: torch.dtype, repeats: int,
-          preset: str | None = None, keep_null_prefix: bool = True) -> dict:
+          preset: str | None = None, keep_null_prefix: bool = True, text_tokens: int = HART_TEXT_TOKENS) -> dict:
     """HART-0.7B at ``resolution`` (or the components of pipeline ``preset``), text encoder excluded.
 
     ``keep_null_prefix``: the null prompt's prefill is computed once before timing, as
     ``HARTPipeline`` keeps it across calls (False: once per call, inside the timing).
+    ``text_tokens``: length of the prompts and of the null prompt (HART pads to the longest prompt).
     """
     from hart.config import HEAD_PRESETS, TRANSFORMER_PRESETS
     from hart.diffusion_head import DiffusionHead
@@ -95,7 +96,7 @@ def _hart(resolution: int, batch: int, device: torch.device, dtype: torch.dtype,
         ar = HARTTransformer(TRANSFORMER_PRESETS[p.transformer]).eval().to(dtype)
         head = DiffusionHead(HEAD_PRESETS[p.head]).eval().to(dtype)
         tok = HybridTokenizer(PRESETS[p.tokenizer]).eval().to(dtype)
-    text, null = hart_text(batch, ar.config.text_dim, device, dtype)
+    text, null = hart_text(batch, ar.config.text_dim, device, dtype, text_tokens)
     g = torch.Generator(device=device).manual_seed(0)
     prefix = NullPrefix.compute(ar, null) if keep_null_prefix else None
     seconds = timed(lambda: generate(ar, head, tok, text, null, SamplingSettings(), g, null_prefix=prefix),

@@ -56,11 +56,21 @@ def test_flop_counts_add_up_by_stage_and_follow_the_design():
     assert 2 * 20 * 2 * params * 256 < pix["linear"] < 2 * 20 * 2 * params * (256 + 300)
 
 
+def test_hart_flops_follow_the_prompt_length_and_only_in_the_transformer():
+    pytest.importorskip("diffusers")
+    from benchmarks.flops import hart_flops
+
+    short, long = hart_flops("tiny", text_tokens=4), hart_flops("tiny", text_tokens=16)
+    assert short["linear"] < long["linear"] and short["attention"] < long["attention"]
+    assert short["head"] == long["head"] and short["decode"] == long["decode"]
+
+
 def test_speed_measurement_runs_in_its_own_process_and_reports_memory():
     pytest.importorskip("diffusers")
     from benchmarks.speed import matmul_peak, matmul_sweep, measure
 
-    out = measure("hart", preset="tiny", resolution=16, batch=2, device="cpu", dtype="fp32", repeats=1)
+    out = measure("hart", preset="tiny", resolution=16, batch=2, device="cpu", dtype="fp32", repeats=1,
+                  text_tokens=4)
     assert out["seconds"] > 0 and out["peak_memory_bytes"] > 50 * 2**20 and out["extrapolated_from_steps"] is None
     sweep = matmul_sweep("cpu", "fp32", repeats=1, shapes=((64, 64, 64), (128, 64, 32)))
     assert set(sweep) == {"64x64x64", "128x64x32"} and min(sweep.values()) > 1e6
@@ -83,3 +93,13 @@ def test_speed_plot_reads_bench_json_lines_and_names_a_missing_file(tmp_path):
     assert Image.open(out).size[0] > 500
     with pytest.raises(FileNotFoundError, match="--json-out"):
         load([tmp_path / "missing.json"])
+
+
+def test_speed_plot_labels_hart_rows_of_other_prompt_lengths():
+    pytest.importorskip("matplotlib")
+    from benchmarks.plot_speed import models_in
+
+    styles = models_in(["hart-0.7b", "hart-0.7b-t77", "sd3-medium-2b"])
+    assert styles["hart-0.7b-t77"][0] == "HART-0.7B, 77-token prompt"
+    assert styles["hart-0.7b-t77"][1] != styles["hart-0.7b"][1]
+    assert {"hart-0.7b", "pixart-sigma-0.6b", "sd3-medium-2b"} <= styles.keys()
