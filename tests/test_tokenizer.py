@@ -150,9 +150,11 @@ def test_shipped_photo_tokenizer_loads_offline_and_reconstructs():
     images = torch.stack([load_square(p, 128) for p in sample_photos()])
     rec = reconstruct(tok, images)
     assert rec.hybrid.shape == images.shape
-    # Trained, not random: an untrained tokenizer scores about 10 dB on these unseen photos.
-    # (The quality targets are measured by benchmarks/tokenizer_psnr.py, not asserted here.)
-    assert rec.psnr_hybrid.mean() > 15.0 and rec.psnr_discrete.mean() > 15.0
+    # Trained, not random: an untrained tokenizer scores about 10 dB on these unseen photos. The
+    # shipped weights score 25.0 dB discrete-only and 32.3 dB hybrid on them: the residual path
+    # must keep its clear lead (benchmarks/tokenizer_psnr.py measures the targets on 130 tiles).
+    assert rec.psnr_discrete.mean() > 22.0
+    assert rec.psnr_hybrid.mean() > 30.0 and rec.psnr_hybrid.mean() > rec.psnr_discrete.mean() + 4.0
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
