@@ -11,7 +11,6 @@ and checks that both give the same output. Prints one line of results.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -21,19 +20,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def timed_steps(fn, args, steps: int = 8, rounds: int = 5) -> float:
-    """Median seconds of ``steps`` calls of fn(*args), after one warm-up call."""
-    fn(*args)
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(steps):
-            fn(*args)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+STEPS = 8  # the sampler's residual-diffusion steps, one head call each
 
 
 def main() -> None:
+    from benchmarks.speed import synchronize, timed
     from hart.config import HEAD_PRESETS
     from hart.diffusion_head import DiffusionHead
     from hart.pipeline import PIPELINE_PRESETS
@@ -53,16 +44,19 @@ def main() -> None:
             torch.nn.init.normal_(m.weight, std=0.02)
     inputs = (torch.randn(rows, cfg.latent_channels, device=args.device),
               torch.full((rows,), 500, device=args.device), torch.randn(rows, cfg.cond_dim, device=args.device))
+    device = torch.device(args.device)
     with torch.no_grad():
-        eager = timed_steps(head, inputs)
+        eager = timed(lambda: [head(*inputs) for _ in range(STEPS)], device, repeats=5)
         start = time.perf_counter()
         compiled = torch.compile(head)
         compiled(*inputs)
+        synchronize(device)
         compile_s = time.perf_counter() - start
-        fast = timed_steps(compiled, inputs)
+        fast = timed(lambda: [compiled(*inputs) for _ in range(STEPS)], device, repeats=5)
         diff = (compiled(*inputs) - head(*inputs)).abs().max().item()
-    print(f"{args.preset} head, 8 steps x {rows} rows on {args.device}: eager {eager:.3f} s, compiled {fast:.3f} s "
-          f"({eager / fast:.2f}x), first compiled call {compile_s:.0f} s, max |difference| {diff:.1e}")
+    print(f"{args.preset} head, {STEPS} steps x {rows} rows on {args.device}: eager {eager:.3f} s, "
+          f"compiled {fast:.3f} s ({eager / fast:.2f}x), first compiled call {compile_s:.0f} s, "
+          f"max |difference| {diff:.1e}")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,11 @@ def is_hart(name: str) -> bool:
     return name.startswith("hart-0.7b")
 
 
+def other_harts(models: dict) -> list[str]:
+    """The HART rows of further prompt lengths (all but the reference row 'hart-0.7b')."""
+    return [n for n in models if is_hart(n) and n != "hart-0.7b"]
+
+
 def print_flops(rows: dict) -> None:
     for convention in ("all", "linear"):
         title = "everything counted" if convention == "all" else "transformer linear layers only"
@@ -59,7 +64,7 @@ def print_flops(rows: dict) -> None:
                 total = f[convention]
                 print(f"{r:>5} {name:<20} {f['linear'] / 1e12:9.2f} {f['attention'] / 1e12:8.2f} "
                       f"{f['head'] / 1e12:8.2f} {f['decode'] / 1e12:9.2f} {total / 1e12:9.2f} {total / hart:7.2f}")
-            for other in (n for n in models if is_hart(n) and n != "hart-0.7b"):
+            for other in other_harts(models):
                 against = ", ".join(f"{name} {f[convention] / models[other][convention]:.2f}x"
                                     for name, f in models.items() if not is_hart(name))
                 print(f"{r:>5} baseline / {other}: {against}")
@@ -76,15 +81,15 @@ def speed_table(args, flops: dict) -> dict:
     harts = {hart_name(t, args.hart_text_tokens): t for t in args.hart_text_tokens}
     for r in args.latency_resolutions:
         for name in (*harts, "pixart-sigma-0.6b", "sd3-medium-2b"):
+            # HART's timed calls reuse the kept null prefix (as HARTPipeline does): count it once.
+            per_image = (hart_flops(f"hart-0.7b-{r}", text_tokens=harts[name], keep_null_prefix=True)["all"]
+                         if is_hart(name) else flops[r][name]["all"])
             for batch in args.batches:
                 kwargs = dict(resolution=r, batch=batch, device=args.device, dtype=args.dtype, repeats=args.repeats)
                 if is_hart(name):
                     out = measure("hart", text_tokens=harts[name], **kwargs)
-                    # The timed calls reuse the kept null prefix (as HARTPipeline does): count it once.
-                    per_image = hart_flops(f"hart-0.7b-{r}", text_tokens=harts[name], keep_null_prefix=True)["all"]
                 else:
                     out = measure(name, timed_steps=timed_steps or None, **kwargs)
-                    per_image = flops[r][name]["all"]
                 out["images_per_s"] = batch / out["seconds"]
                 out["flops_per_s"] = per_image * batch / out["seconds"]
                 rows.setdefault(r, {}).setdefault(name, {})[batch] = out
@@ -103,7 +108,7 @@ def speed_table(args, flops: dict) -> dict:
                       f"{out['peak_memory_bytes'] / 2**30:8.2f} {out['flops_per_s'] / 1e12:8.3f} "
                       f"{100 * out['flops_per_s'] / peak:6.1f}% {ratio:7.2f}{note}")
     for r, models in rows.items():
-        for hart in (n for n in models if is_hart(n) and n != "hart-0.7b"):
+        for hart in other_harts(models):
             for batch, out in models[hart].items():
                 against = ", ".join(f"{name} {models[name][batch]['seconds'] / out['seconds']:.2f}x"
                                     for name in models if not is_hart(name))
@@ -142,7 +147,7 @@ def main() -> None:
     ratios = {r: {name: {c: round(f[c] / models["hart-0.7b"][c], 2) for c in ("all", "linear")}
                   for name, f in models.items() if not is_hart(name)} for r, models in rows.items()}
     for r, models in rows.items():  # the same ratios against each further prompt length
-        for hart in (n for n in models if is_hart(n) and n != "hart-0.7b"):
+        for hart in other_harts(models):
             ratios[r][f"vs {hart}"] = {name: {c: round(f[c] / models[hart][c], 2) for c in ("all", "linear")}
                                        for name, f in models.items() if not is_hart(name)}
     line = json.dumps({"benchmark": "bench", "date": str(date.today()), "torch": torch.__version__,

@@ -171,14 +171,13 @@ class TokenizerTrainer:
             path = path / CHECKPOINT_NAME
         if path.is_file():
             state = read_training_state(path)
-            if state["model_config"] != self.model_cfg.to_dict():
-                raise RuntimeError(f"init_from {path} holds another model configuration than --model {self.cfg.model}")
-            self.model.load_state_dict(state["model"])
+            config, weights = state["model_config"], state["model"]
         else:
             loaded = HybridTokenizer.from_pretrained(path)
-            if loaded.config != self.model_cfg:
-                raise RuntimeError(f"init_from {path} holds another model configuration than --model {self.cfg.model}")
-            self.model.load_state_dict(loaded.state_dict())
+            config, weights = loaded.config.to_dict(), loaded.state_dict()
+        if config != self.model_cfg.to_dict():
+            raise RuntimeError(f"init_from {path} holds another model configuration than --model {self.cfg.model}")
+        self.model.load_state_dict(weights)
 
     def state(self) -> dict:
         unwrap = self.acc.unwrap_model
