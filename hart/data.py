@@ -17,7 +17,7 @@ from tokenizer.data.emoji import EmojiDataset
 from tokenizer.data.images import center_square, read_captions, to_tensor
 from tokenizer.data.shapes import ShapesDataset
 
-__all__ = ["CaptionedFolder", "EmojiDataset", "ShapesDataset", "captioned_stream", "collate"]
+__all__ = ["CaptionedFolder", "EmojiDataset", "Indexed", "ShapesDataset", "captioned_stream", "collate"]
 
 
 class CaptionedFolder:
@@ -52,5 +52,16 @@ def captioned_stream(spec: str, size: int, seed: int = 0):
     return CaptionedFolder(spec, size)
 
 
-def collate(batch: list[tuple[torch.Tensor, str]]) -> tuple[torch.Tensor, list[str]]:
-    return torch.stack([b[0] for b in batch]), [b[1] for b in batch]
+class Indexed:
+    """(index, image, caption) of a captioned stream: the trainer keys per-sample randomness by index."""
+
+    def __init__(self, dataset) -> None:
+        self.dataset = dataset
+
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor, str]:
+        return (index, *self.dataset[index])
+
+
+def collate(batch: list[tuple[int, torch.Tensor, str]]) -> tuple[list[int], torch.Tensor, list[str]]:
+    """Items of ``Indexed`` -> (stream indices, images (B, 3, S, S), captions)."""
+    return [b[0] for b in batch], torch.stack([b[1] for b in batch]), [b[2] for b in batch]

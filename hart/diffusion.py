@@ -50,12 +50,21 @@ class GaussianDiffusion:
         return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
 
     def training_loss(self, model: Callable, x0_NC: torch.Tensor, z_ND: torch.Tensor,
-                      generator: torch.Generator | None = None, batch_mul: int = 1) -> torch.Tensor:
-        """Mean epsilon-MSE; each token is repeated ``batch_mul`` times with independent t (MAR)."""
+                      generator: torch.Generator | None = None, batch_mul: int = 1,
+                      t: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean epsilon-MSE; each token is repeated ``batch_mul`` times with independent t (MAR).
+
+        ``t`` (batch_mul N,) and ``noise`` (batch_mul N, C), ordered as ``x0_NC.repeat(batch_mul, 1)``,
+        may be drawn by the caller (the trainer draws them per sample, so that they do not depend on
+        how a batch is split over processes); otherwise they come from ``generator``.
+        """
         x0 = x0_NC.repeat(batch_mul, 1)
         z = z_ND.repeat(batch_mul, 1)
-        t = torch.randint(self.num_steps, (x0.shape[0],), generator=generator, device="cpu").to(x0.device)
-        noise = torch.randn(x0.shape, generator=generator, device="cpu").to(x0)
+        if t is None:
+            t = torch.randint(self.num_steps, (x0.shape[0],), generator=generator, device="cpu")
+        if noise is None:
+            noise = torch.randn(x0.shape, generator=generator, device="cpu")
+        t, noise = t.to(x0.device), noise.to(x0)
         return (model(self.q_sample(x0, t, noise), t, z) - noise).pow(2).mean()
 
     @torch.no_grad()

@@ -101,7 +101,9 @@ class TextCache:
     """Memo of a frozen encoder's per-prompt states: training sees the same captions again and again.
 
     Each prompt's valid states are stored once (padding never changes them, see the module
-    docstring) and batches are reassembled left-aligned, with zeros at the padded positions.
+    docstring) and batches are reassembled left-aligned, with zeros at the padded positions. Each
+    prompt is encoded alone: a batched encoder's floats depend on the batch mates (by ~1e-8), which
+    would make a prompt's states, and so a resumed run, depend on which captions met first.
     """
 
     def __init__(self, encoder: TextEncoder, max_entries: int = 100_000) -> None:
@@ -111,11 +113,11 @@ class TextCache:
     def __call__(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         prompts = self.encoder.check_prompts(prompts)
         missing = list(dict.fromkeys(p for p in prompts if p not in self.states))
-        if missing:
-            hidden, mask = self.encoder(missing)
-            if len(self.states) + len(missing) > self.max_entries:
-                self.states.clear()
-            self.states.update((p, h[m]) for p, h, m in zip(missing, hidden, mask, strict=True))
+        if len(self.states) + len(missing) > self.max_entries:
+            self.states.clear()
+        for p in missing:  # one at a time: a batched encoder's output depends on its batch mates
+            hidden, mask = self.encoder([p])
+            self.states[p] = hidden[0][mask[0]]
         rows = [self.states[p] for p in prompts]
         T = max(len(r) for r in rows)
         hidden = rows[0].new_zeros(len(rows), T, rows[0].shape[-1])

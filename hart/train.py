@@ -2,22 +2,29 @@
 
 Loss (HART Sec. 3.3): cross-entropy on the discrete tokens of all scales + the diffusion loss of
 the head on the final-scale residual tokens (scaled by 1 / std of residuals measured on the first
-batches, stored in the head's config), the head seeing a random ``head_token_ratio`` of the
-final-scale tokens, each repeated ``batch_mul`` times (MAR). Captions are dropped to the empty
-prompt with probability ``cfg_drop`` (10%, drawn uniformly: HART's ``randn < 0.1`` dropped ~54%).
+batches, stored in the head's config), the head seeing a random ``head_token_ratio`` of each
+image's final-scale tokens, each repeated ``batch_mul`` times (MAR). Captions are dropped to the
+empty prompt with probability ``cfg_drop`` (10%, drawn uniformly: HART's ``randn < 0.1`` dropped
+~54%).
 
-One loop from one CPU to many GPUs and nodes through ``accelerate``, with gradient accumulation,
-mixed precision, EMA, atomic checkpoints and exact resume (all randomness is a function of
-(seed, step)). The final directory is a ``HARTPipeline.save_pretrained`` of the EMA weights.
+One loop from one CPU to many GPUs and nodes through ``accelerate``: the whole loss is the forward
+of one module (``HARTLossModel``) that accelerate wraps (DDP), so gradients are averaged over
+processes and every process holds the same weights after every step. The randomness of a sample
+(caption dropout, which tokens the head sees, diffusion t and noise) is a function of (seed, the
+sample's stream index), so a run with P processes of batch B draws exactly what one process of
+batch P B draws, and a resumed run continues exactly. Mixed precision, gradient accumulation, EMA,
+atomic checkpoints without pickle (``hart.training.state``), a guard against non-finite steps. The
+final directory is a ``HARTPipeline.save_pretrained`` of the EMA weights.
 
-Shapes: B batch, L tokens over all scales, l tokens of the final scale, V vocab, C channels.
+Shapes: B batch, L tokens over all scales, l tokens of the final scale, n of them seen by the head,
+V vocab, C channels, D width.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,19 +32,29 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
+from torch import nn
 from tqdm.auto import tqdm
 
-from hart.data import captioned_stream, collate
+from hart.data import Indexed, captioned_stream, collate
 from hart.diffusion import GaussianDiffusion
 from hart.pipeline import PIPELINE_PRESETS, HARTPipeline
 from hart.text_encoder import TextCache
-from tokenizer.checkpoint import atomic_write, read_training_state, save_json
+from hart.training.digest import state_digest
+from hart.training.distributed import (
+    check_resume_layout,
+    current_layout,
+    reduce_logs,
+    single_process_launch_note,
+    sum_over_processes,
+)
+from hart.training.loop import NonFiniteGuard, RunLog, check_finite_weights, check_resume_config, sample_generator
+from hart.training.schedule import check_run_lengths, ema_update_, lr_at
+from hart.training.state import STATE_NAME, load_training_state, refuse_legacy_checkpoint, save_training_state
+from tokenizer.checkpoint import save_json
 from tokenizer.data.images import image_grid
 from tokenizer.data.sources import StepBatches
 from tokenizer.hybrid import HybridTokenizer
-from tokenizer.train import check_run_lengths, lr_at
 
-CHECKPOINT_NAME = "checkpoint.pt"
 SCALE_BATCHES = 4  # batches measured to set the residual scale
 
 
@@ -72,6 +89,7 @@ class HARTTrainConfig:
     seed: int = 0
     mixed_precision: str = "no"
     num_workers: int = 0
+    max_skipped_steps: int = 5
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(self.betas))
@@ -81,25 +99,60 @@ class HARTTrainConfig:
         check_run_lengths(self)
         if not 0 <= self.cfg_drop < 1 or not 0 < self.head_token_ratio <= 1 or not 0 <= self.ema_decay < 1:
             raise ValueError("cfg_drop must lie in [0, 1), head_token_ratio in (0, 1], ema_decay in [0, 1)")
+        if self.max_skipped_steps < 0:
+            raise ValueError(f"max_skipped_steps must be >= 0, got {self.max_skipped_steps}")
+
+
+class HARTLossModel(nn.Module):
+    """Transformer + head whose forward is the training loss: what accelerate wraps for DDP."""
+
+    def __init__(self, transformer: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.transformer, self.head = transformer, head
+
+    def forward(self, text_BTd: torch.Tensor, mask_BT: torch.Tensor, x_BLC: torch.Tensor, target_BL: torch.Tensor,
+                last_BlC: torch.Tensor, x0_BlC: torch.Tensor, keep_Bn: torch.Tensor, t_N: torch.Tensor,
+                noise_NC: torch.Tensor, diffusion: GaussianDiffusion) -> dict[str, torch.Tensor]:
+        """Cross-entropy of all scales, diffusion loss of the kept final-scale tokens, token accuracy.
+
+        x0_BlC is the scaled residual; t_N (batch_mul B n,) and noise_NC are drawn per sample.
+        """
+        logits_BLV, h_BLD = self.transformer(text_BTd, mask_BT, x_BLC)
+        ce = F.cross_entropy(logits_BLV.flatten(0, 1).float(), target_BL.flatten())
+        l = last_BlC.shape[1]
+        z_BlD = self.transformer.diffusion_condition(h_BLD[:, -l:], last_BlC)
+
+        def kept(x_Bld: torch.Tensor) -> torch.Tensor:  # (B n, d), sample-major
+            return torch.gather(x_Bld, 1, keep_Bn[..., None].expand(-1, -1, x_Bld.shape[-1])).flatten(0, 1)
+
+        diff = diffusion.training_loss(self.head, kept(x0_BlC), kept(z_BlD), batch_mul=self.head.config.batch_mul,
+                                       t=t_N, noise=noise_NC)
+        acc = (logits_BLV.argmax(-1) == target_BL).float().mean()
+        return {"ce": ce, "diffusion": diff, "token_acc": acc}
 
 
 class HARTTrainer:
     def __init__(self, cfg: HARTTrainConfig, resume: bool = False) -> None:
         self.cfg, self.out = cfg, Path(cfg.out_dir)
         self.acc = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
+        self.say(single_process_launch_note(self.acc))
         self.pipe = HARTPipeline.from_preset(cfg.preset, seed=cfg.seed)
         if cfg.tokenizer:
             self.pipe.tokenizer = HybridTokenizer.from_pretrained(cfg.tokenizer)
         self.tok = self.pipe.tokenizer.requires_grad_(False).eval().to(self.acc.device)
+        self.tokenizer_digest = state_digest(self.tok.state_dict())
         self.pipe.text_encoder.model.to(self.acc.device)
         self.text = TextCache(self.pipe.text_encoder)  # captions repeat: encode each once
         self.data = captioned_stream(cfg.data, self.tok.config.image_size, cfg.seed)
         self.diffusion = GaussianDiffusion(self.pipe.head.config.train_steps)
+        self.layout = current_layout(self.acc, cfg)
         self.step, self.history = 0, []
-        state = self.read_checkpoint() if resume and (self.out / CHECKPOINT_NAME).is_file() else None
+        if resume:
+            refuse_legacy_checkpoint(self.out)
+        state = self.read_checkpoint() if resume and (self.out / STATE_NAME).is_file() else None
         scale = state["residual_scale"] if state else self.measure_residual_scale()
         self.pipe.head.config = dataclasses.replace(self.pipe.head.config, residual_scale=scale)
-        self.model = torch.nn.ModuleDict({"transformer": self.pipe.transformer, "head": self.pipe.head}).train()
+        self.model = HARTLossModel(self.pipe.transformer, self.pipe.head).train()
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
         decay, no_decay = [], []
         for name, p in self.model.named_parameters():
@@ -113,6 +166,11 @@ class HARTTrainer:
             self.step, self.history = state["step"], state["history"]
         self.model, self.opt = self.acc.prepare(self.model, self.opt)
         self.ema.to(self.acc.device)
+        self.guard = NonFiniteGuard(cfg.max_skipped_steps, self.out / STATE_NAME)
+
+    def say(self, note: str | None) -> None:
+        if note and self.acc.is_main_process:
+            print(f"hart train: {note}", file=sys.stderr)
 
     # ------------------------------------------------------------------ setup
     @torch.no_grad()
@@ -124,52 +182,72 @@ class HARTTrainer:
         return float(1.0 / residual.float().std().clamp_min(1e-6))
 
     def read_checkpoint(self) -> dict:
-        path = self.out / CHECKPOINT_NAME
-        state = read_training_state(path)
+        path = self.out / STATE_NAME
+        state = load_training_state(path)
+        if state.get("kind") != "hart":
+            raise RuntimeError(f"{path} is not a checkpoint of `hart train` (kind {state.get('kind')!r}); "
+                               "use the trainer that wrote it or a new --out-dir")
         if state["preset"] != self.cfg.preset:
             raise RuntimeError(f"checkpoint {path} was trained with preset {state['preset']!r}; "
                                "use a new --out-dir or the same --preset")
+        if state["tokenizer_digest"] != self.tokenizer_digest:
+            raise RuntimeError(
+                f"checkpoint {path} was trained on another tokenizer (weights digest {state['tokenizer_digest']}, "
+                f"now {self.tokenizer_digest} from {self.cfg.tokenizer or 'the preset'}): the tokenizer stage was "
+                "retrained since. Start this stage afresh in a new --out-dir (or delete the checkpoint)")
+        check_resume_config(state["train_config"], dataclasses.asdict(self.cfg), path)
+        self.say(check_resume_layout(state["layout"], self.layout, path))
         return state
 
     def save_checkpoint(self) -> None:
-        if not self.acc.is_main_process:
-            return
-        state = {"step": self.step, "model": self.acc.unwrap_model(self.model).state_dict(),
-                 "ema": self.ema.state_dict(), "opt": self.opt.state_dict(), "history": self.history,
-                 "preset": self.cfg.preset, "residual_scale": self.pipe.head.config.residual_scale,
-                 "train_config": dataclasses.asdict(self.cfg)}
-        atomic_write(self.out / CHECKPOINT_NAME, lambda tmp: torch.save(state, tmp))
+        """Written by the main process after a barrier; every process resumes from it."""
+        self.acc.wait_for_everyone()
+        if self.acc.is_main_process:
+            model = self.acc.unwrap_model(self.model)
+            check_finite_weights([("model", model), ("ema", self.ema)])
+            state = {"kind": "hart", "step": self.step, "model": model.state_dict(), "ema": self.ema.state_dict(),
+                     "opt": self.opt.state_dict(), "history": self.history, "preset": self.cfg.preset,
+                     "residual_scale": self.pipe.head.config.residual_scale,
+                     "tokenizer_digest": self.tokenizer_digest, "layout": self.layout.to_dict(),
+                     "next_item": self.step * self.layout.global_batch,
+                     "train_config": dataclasses.asdict(self.cfg)}
+            save_training_state(self.out / STATE_NAME, state)
+        self.acc.wait_for_everyone()
 
     # ------------------------------------------------------------------ one step
-    def loss(self, images: torch.Tensor, captions: list[str], g: torch.Generator) -> dict[str, torch.Tensor]:
-        cfg, model = self.cfg, self.acc.unwrap_model(self.model)
-        ar, head = model["transformer"], model["head"]
+    def sample_draws(self, items: list[int], l: int, C: int):
+        """Per-sample randomness: caption dropout (B,), kept head tokens (B, n), t and noise (batch_mul B n, ...)."""
+        cfg, bm, T = self.cfg, self.pipe.head.config.batch_mul, self.diffusion.num_steps
+        n = max(1, round(cfg.head_token_ratio * l))
+        drop, keep, t, noise = [], [], [], []
+        for i in items:
+            g = sample_generator(cfg.seed, i)
+            drop.append(bool(torch.rand((), generator=g) < cfg.cfg_drop))
+            keep.append(torch.rand(l, generator=g).argsort()[:n])
+            t.append(torch.randint(T, (bm, n), generator=g))
+            noise.append(torch.randn(bm, n, C, generator=g))
+        # (B, bm, n) -> (bm, B, n): the order of x0.repeat(batch_mul, 1) over sample-major tokens
+        t_N = torch.stack(t).transpose(0, 1).flatten()
+        noise_NC = torch.stack(noise).transpose(0, 1).flatten(0, 2)
+        return drop, torch.stack(keep), t_N, noise_NC
+
+    def loss(self, items: list[int], images: torch.Tensor, captions: list[str]) -> dict[str, torch.Tensor]:
+        head_cfg = self.pipe.head.config
         with torch.no_grad():
             codes = self.tok.encode(images)
             x_BLC = self.tok.quantizer.teacher_forcing_inputs(codes.indices)
-            drop = torch.rand(len(captions), generator=g) < cfg.cfg_drop
-            text, mask = self.text(["" if d else c for c, d in zip(captions, drop.tolist(), strict=False)])
-        logits_BLV, h_BLD = ar(text, mask, x_BLC)
-        target_BL = torch.cat([i.flatten(1) for i in codes.indices], dim=1)
-        ce = F.cross_entropy(logits_BLV.flatten(0, 1).float(), target_BL.flatten())
-        l = codes.indices[-1][0].numel()
-        last_codes = self.tok.quantizer.lookup(codes.indices[-1]).flatten(2).transpose(1, 2)  # (B, l, C)
-        z = ar.diffusion_condition(h_BLD[:, -l:], last_codes).flatten(0, 1)
-        x0 = (codes.residual.flatten(2).transpose(1, 2) * head.config.residual_scale).flatten(0, 1)
-        keep = torch.randperm(len(z), generator=g)[: max(1, round(cfg.head_token_ratio * len(z)))]
-        diff = self.diffusion.training_loss(head, x0[keep], z[keep], g, head.config.batch_mul)
-        acc = (logits_BLV.argmax(-1) == target_BL).float().mean()
-        return {"loss": ce + cfg.diffusion_weight * diff, "ce": ce, "diffusion": diff, "token_acc": acc}
-
-    @torch.no_grad()
-    def update_ema(self) -> None:
-        model = self.acc.unwrap_model(self.model)
-        for e, p in zip(self.ema.parameters(), model.parameters(), strict=False):
-            e.lerp_(p.detach(), 1 - self.cfg.ema_decay)
+            target_BL = torch.cat([i.flatten(1) for i in codes.indices], dim=1)
+            last_BlC = self.tok.quantizer.lookup(codes.indices[-1]).flatten(2).transpose(1, 2)
+            x0_BlC = codes.residual.flatten(2).transpose(1, 2) * head_cfg.residual_scale
+            drop, keep_Bn, t_N, noise_NC = self.sample_draws(items, last_BlC.shape[1], last_BlC.shape[2])
+            text, mask = self.text(["" if d else c for c, d in zip(captions, drop, strict=True)])
+        dev = self.acc.device
+        return self.model(text, mask, x_BLC, target_BL, last_BlC, x0_BlC, keep_Bn.to(dev), t_N.to(dev),
+                          noise_NC.to(dev), self.diffusion)
 
     def ema_pipeline(self) -> HARTPipeline:
         pipe = copy.copy(self.pipe)
-        pipe.transformer, pipe.head = self.ema["transformer"].eval(), self.ema["head"].eval()
+        pipe.transformer, pipe.head = self.ema.transformer.eval(), self.ema.head.eval()
         return pipe
 
     def save_samples(self) -> Path:
@@ -180,43 +258,52 @@ class HARTTrainer:
         grid.save(path)
         return path
 
+    def optimizer_step(self, logs: dict[str, torch.Tensor]) -> None:
+        """Clip, check for non-finite values (one decision for all processes), step, zero."""
+        cfg = self.cfg
+        norm = self.acc.clip_grad_norm_(self.model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+        loss = logs["ce"].detach() + logs["diffusion"].detach()
+        bad = sum_over_processes(self.acc, (~torch.isfinite(loss)).float().reshape(1))
+        if self.guard.allow_step(self.step, bool(bad.item() > 0), norm.detach().cpu(),
+                                 {k: float(v.detach()) for k, v in logs.items()}):
+            self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+
     # ------------------------------------------------------------------ loop
     def run(self, until: int | None = None) -> Path | None:
         cfg = self.cfg
         stop = cfg.steps if until is None else min(until, cfg.steps)
         self.out.mkdir(parents=True, exist_ok=True)
+        log = RunLog(self.out / "log.jsonl", self.acc.is_main_process)
+        log.restart(self.history)
         if self.acc.is_main_process:
             save_json(self.out / "train_config.json", dataclasses.asdict(cfg))
         sampler = StepBatches(cfg.batch_size, self.step * cfg.grad_accum, self.acc.process_index,
                               self.acc.num_processes)
-        batches = iter(torch.utils.data.DataLoader(self.data, batch_sampler=sampler, collate_fn=collate,
+        batches = iter(torch.utils.data.DataLoader(Indexed(self.data), batch_sampler=sampler, collate_fn=collate,
                                                    num_workers=cfg.num_workers))
         bar = tqdm(total=cfg.steps, initial=self.step, desc="hart", disable=not self.acc.is_main_process)
         t0, seen = time.perf_counter(), 0
         while self.step < stop:
-            g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
             for group in self.opt.param_groups:
                 group["lr"] = lr_at(self.step, cfg)
             for _ in range(cfg.grad_accum):
-                images, captions = next(batches)
-                with self.acc.accumulate(self.model), self.acc.autocast():
-                    logs = self.loss(images.to(self.acc.device), captions, g)
-                    self.acc.backward(logs["loss"])
-                    if self.acc.sync_gradients and cfg.grad_clip > 0:
-                        self.acc.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-                    self.opt.step()
-                    self.opt.zero_grad(set_to_none=True)
+                items, images, captions = next(batches)
+                with self.acc.accumulate(self.model):
+                    with self.acc.autocast():
+                        logs = self.loss(items, images.to(self.acc.device), captions)
+                    self.acc.backward(logs["ce"] + cfg.diffusion_weight * logs["diffusion"])
+                    if self.acc.sync_gradients:
+                        self.optimizer_step(logs)
                 seen += len(captions) * self.acc.num_processes
-            self.update_ema()
+            ema_update_(self.ema, self.acc.unwrap_model(self.model), cfg.ema_decay)
             self.step += 1
             if self.step % cfg.log_every == 0 or self.step == stop:
-                row = {k: round(v.item(), 5) for k, v in logs.items()}
+                row = {k: round(v, 5) for k, v in reduce_logs(self.acc, logs).items()}
                 row.update(step=self.step, lr=lr_at(self.step - 1, cfg), img_s=seen / (time.perf_counter() - t0))
                 self.history.append(row)
                 bar.set_postfix(ce=f"{row['ce']:.3f}", diff=f"{row['diffusion']:.3f}", img_s=f"{row['img_s']:.1f}")
-                if self.acc.is_main_process:
-                    with open(self.out / "log.jsonl", "a") as fh:
-                        fh.write(json.dumps(row) + "\n")
+                log.append(row)
             bar.update(1)
             if self.acc.is_main_process and cfg.sample_every and self.step % cfg.sample_every == 0:
                 self.save_samples()
@@ -229,6 +316,7 @@ class HARTTrainer:
         final = self.out / "final"
         if self.acc.is_main_process:
             self.ema_pipeline().save_pretrained(final)
+        self.acc.wait_for_everyone()
         return final
 
 

@@ -105,7 +105,7 @@ def test_init_from_loads_checkpoint_or_saved_weights(tmp_path):
     first = TokenizerTrainer(skip_run(tmp_path, "a"))
     final = first.run()
     source = HybridTokenizer.from_pretrained(final).state_dict()
-    for origin in (str(final), str(tmp_path / "a"), str(tmp_path / "a" / "checkpoint.pt")):
+    for origin in (str(final), str(tmp_path / "a"), str(tmp_path / "a" / "checkpoint.safetensors")):
         trainer = TokenizerTrainer(skip_run(tmp_path, "b", init_from=origin))
         state = trainer.model.state_dict()
         assert all(torch.equal(state[k], source[k]) for k in source), origin

@@ -7,6 +7,7 @@ import torch
 
 from hart.pipeline import HARTPipeline
 from hart.train import HARTTrainConfig, HARTTrainer, train_hart
+from hart.training.state import load_training_state, save_training_state
 
 
 def tiny_run(out, **overrides) -> HARTTrainConfig:
@@ -47,9 +48,9 @@ def test_short_run_lowers_both_losses_and_saves_a_pipeline(tmp_path):
 
 def test_checkpoint_of_another_preset_is_a_clear_error(tmp_path):
     HARTTrainer(tiny_run(tmp_path)).run(until=2)
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    state = load_training_state(tmp_path / "checkpoint.safetensors")
     state["preset"] = "cpu-64"
-    torch.save(state, tmp_path / "checkpoint.pt")
+    save_training_state(tmp_path / "checkpoint.safetensors", state)
     with pytest.raises(RuntimeError, match="preset"):
         HARTTrainer(tiny_run(tmp_path), resume=True)
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from hart.cli import main
+from hart.training.state import load_training_state
 from tokenizer import HybridTokenizer
 from tokenizer.train import TokenizerTrainConfig, TokenizerTrainer, codebook_stats, train_tokenizer
 
@@ -36,7 +37,7 @@ def test_run_writes_log_samples_checkpoint_and_a_loadable_model(tmp_path):
     assert {row["path"] for row in lines} <= {"hybrid", "discrete"}
     assert all("ppl0" in row and "dead" in row for row in lines)
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step_0000003.png", "step_0000006.png"]
-    assert (tmp_path / "checkpoint.pt").is_file()
+    assert (tmp_path / "checkpoint.safetensors").is_file()
     HybridTokenizer.from_pretrained(final)
 
 
@@ -56,10 +57,10 @@ def test_resume_with_another_model_is_a_clear_error(tmp_path):
 
 
 def test_corrupt_checkpoint_is_a_clear_error_and_is_kept(tmp_path):
-    (tmp_path / "checkpoint.pt").write_bytes(b"garbage")
+    (tmp_path / "checkpoint.safetensors").write_bytes(b"garbage")
     with pytest.raises(RuntimeError, match="cannot read checkpoint"):
         TokenizerTrainer(tiny_run(tmp_path), resume=True)
-    assert (tmp_path / "checkpoint.pt").read_bytes() == b"garbage"
+    assert (tmp_path / "checkpoint.safetensors").read_bytes() == b"garbage"
 
 
 def test_codebook_stats_counts_perplexity_and_dead_codes():
@@ -101,7 +102,7 @@ def test_patch_gan_joins_at_gan_start_and_trains_the_discriminator(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(before, trainer.disc.parameters(), strict=True))
     trainer.run()
     assert not all(torch.equal(a, b) for a, b in zip(before, trainer.disc.parameters(), strict=True))
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    state = load_training_state(tmp_path / "checkpoint.safetensors")
     assert state["disc"] is not None and state["disc_opt"] is not None
 
 

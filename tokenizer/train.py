@@ -14,13 +14,19 @@ all three: configs/tokenizer-photo-f8*.yaml).
 Exact resume: the data, the path choice and the dead-code restarts are functions of (seed, step),
 and the checkpoint holds model, optimizer and usage state, so a run resumed at step s continues
 exactly as the uninterrupted run would have.
+
+Data-parallel (``accelerate launch``): gradients are averaged by the wrapped model; codebook usage
+is summed over processes every step and a restart draws its replacement vectors from the encoder
+outputs of all processes (gathered in rank order) with the same (seed, step) generator, so every
+process makes the same restart and the codebooks never drift apart. A run of P processes of batch B
+trains as one process of batch P B would (same items per step, same restarts).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +35,26 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from tokenizer.checkpoint import atomic_write, read_training_state, save_json
+from hart.training.digest import state_digest
+from hart.training.distributed import (
+    check_resume_layout,
+    current_layout,
+    gather_rows,
+    reduce_logs,
+    single_process_launch_note,
+    sum_over_processes,
+)
+from hart.training.loop import NonFiniteGuard, RunLog, check_finite_weights, check_resume_config
+from hart.training.schedule import check_run_lengths, lr_at
+from hart.training.state import (
+    LEGACY_NAME,
+    STATE_NAME,
+    TrainingStateError,
+    load_training_state,
+    refuse_legacy_checkpoint,
+    save_training_state,
+)
+from tokenizer.checkpoint import save_json
 from tokenizer.config import TokenizerConfig, get_preset
 from tokenizer.data.images import image_grid, to_pil
 from tokenizer.data.sources import StepBatches, image_stream
@@ -37,7 +62,6 @@ from tokenizer.hybrid import HybridTokenizer
 from tokenizer.losses import PatchDiscriminator, hinge_d_loss, hinge_g_loss, psnr, reconstruction_loss
 from tokenizer.pca_init import patch_pca_init_
 
-CHECKPOINT_NAME = "checkpoint.pt"
 SAMPLE_IMAGES = 8
 SAMPLE_OFFSET = 10**9  # stream items far past any training batch serve as fixed previews
 PCA_OFFSET = 2 * 10**9  # and these as the images of the patch-PCA initialisation
@@ -76,6 +100,7 @@ class TokenizerTrainConfig:
     init_from: str | None = None
     pca_init_images: int = 0
     freeze: tuple[str, ...] = ()
+    max_skipped_steps: int = 5
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", tuple(self.data))
@@ -94,6 +119,8 @@ class TokenizerTrainConfig:
             raise ValueError("freeze lists every part of the tokenizer: nothing would train")
         if self.pca_init_images < 0:
             raise ValueError(f"pca_init_images must be >= 0, got {self.pca_init_images}")
+        if self.max_skipped_steps < 0:
+            raise ValueError(f"max_skipped_steps must be >= 0, got {self.max_skipped_steps}")
         if self.pca_init_images and self.init_from:
             raise ValueError("use either init_from (start from trained weights) or pca_init_images, not both")
 
@@ -102,20 +129,6 @@ class TokenizerTrainConfig:
         if path.suffix == ".json" and path.is_file():
             return TokenizerConfig(**json.loads(path.read_text()))
         return get_preset(self.model)
-
-
-def check_run_lengths(cfg) -> None:
-    """steps, batch_size and grad_accum of a training config must be at least 1."""
-    if cfg.steps < 1 or cfg.batch_size < 1 or cfg.grad_accum < 1:
-        raise ValueError("steps, batch_size and grad_accum must be at least 1")
-
-
-def lr_at(step: int, cfg: TokenizerTrainConfig) -> float:
-    """Linear warm-up, then cosine decay to ``min_lr_ratio * lr``."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def codebook_stats(counts_KV: torch.Tensor) -> dict[str, float]:
@@ -134,13 +147,18 @@ class TokenizerTrainer:
         self.cfg = cfg
         self.out = Path(cfg.out_dir)
         self.acc = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
+        note = single_process_launch_note(self.acc)
+        if note and self.acc.is_main_process:
+            print(f"hart train-tokenizer: {note}", file=sys.stderr)
+        self.layout = current_layout(self.acc, cfg)
         torch.manual_seed(cfg.seed)
         self.model_cfg = cfg.model_config()
         self.model = HybridTokenizer(self.model_cfg).to(memory_format=torch.channels_last)
         self.data = image_stream(cfg.data, self.model_cfg.image_size, cfg.seed, cfg.max_zoom_out)
-        fresh = not (resume and (self.out / CHECKPOINT_NAME).is_file())
-        if fresh and cfg.init_from:
-            self.init_weights(cfg.init_from)
+        if resume:
+            refuse_legacy_checkpoint(self.out)
+        fresh = not (resume and (self.out / STATE_NAME).is_file())
+        self.init_digest = self.init_weights(cfg.init_from, load=fresh) if cfg.init_from else None
         if fresh and cfg.pca_init_images:
             images = torch.stack([self.data[PCA_OFFSET + i] for i in range(cfg.pca_init_images)])
             self.pca_kept = patch_pca_init_(self.model, images)
@@ -162,44 +180,71 @@ class TokenizerTrainer:
         self.model, self.opt = self.acc.prepare(self.model, self.opt)
         if self.disc is not None:
             self.disc, self.disc_opt = self.acc.prepare(self.disc, self.disc_opt)
+        self.guard = NonFiniteGuard(cfg.max_skipped_steps, self.out / STATE_NAME)
 
     # ------------------------------------------------------------------ checkpoints
-    def init_weights(self, source: str) -> None:
-        """Start from the model weights of a run's checkpoint.pt or a saved tokenizer directory."""
+    def init_weights(self, source: str, load: bool = True) -> str:
+        """Start from the weights of a run's checkpoint (or its run directory) or a saved tokenizer.
+
+        Returns the digest of those weights; a resumed stage compares it with the one recorded at
+        its start (``load=False``: only the digest, the checkpoint's own weights are used).
+        """
         path = Path(source)
-        if path.is_dir() and (path / CHECKPOINT_NAME).is_file() and not (path / "config.json").is_file():
-            path = path / CHECKPOINT_NAME
+        if path.is_dir() and not (path / "config.json").is_file():
+            refuse_legacy_checkpoint(path)
+            path = path / STATE_NAME
+        if path.name == LEGACY_NAME:
+            refuse_legacy_checkpoint(path.parent)
         if path.is_file():
-            state = read_training_state(path)
+            state = load_training_state(path)
             config, weights = state["model_config"], state["model"]
         else:
             loaded = HybridTokenizer.from_pretrained(path)
             config, weights = loaded.config.to_dict(), loaded.state_dict()
         if config != self.model_cfg.to_dict():
             raise RuntimeError(f"init_from {path} holds another model configuration than --model {self.cfg.model}")
-        self.model.load_state_dict(weights)
+        if load:
+            self.model.load_state_dict(weights)
+        return state_digest(weights)
 
     def state(self) -> dict:
         unwrap = self.acc.unwrap_model
         return {
-            "step": self.step, "model": unwrap(self.model).state_dict(), "opt": self.opt.state_dict(),
+            "kind": "tokenizer", "step": self.step, "model": unwrap(self.model).state_dict(),
+            "opt": self.opt.state_dict(),
             "disc": unwrap(self.disc).state_dict() if self.disc is not None else None,
             "disc_opt": self.disc_opt.state_dict() if self.disc_opt is not None else None,
-            "usage": self.usage, "history": self.history,
+            "usage": self.usage, "history": self.history, "init_digest": self.init_digest,
+            "layout": self.layout.to_dict(), "next_item": self.step * self.layout.global_batch,
             "train_config": dataclasses.asdict(self.cfg), "model_config": self.model_cfg.to_dict(),
         }
 
     def save_checkpoint(self) -> None:
+        """Written by the main process after a barrier; every process resumes from it."""
+        self.acc.wait_for_everyone()
         if self.acc.is_main_process:
-            state = self.state()
-            atomic_write(self.out / CHECKPOINT_NAME, lambda tmp: torch.save(state, tmp))
+            check_finite_weights([("tokenizer", self.acc.unwrap_model(self.model))])
+            save_training_state(self.out / STATE_NAME, self.state())
+        self.acc.wait_for_everyone()
 
     def load_checkpoint(self) -> None:
-        path = self.out / CHECKPOINT_NAME
-        state = read_training_state(path)
+        path = self.out / STATE_NAME
+        state = load_training_state(path)
+        if state.get("kind") != "tokenizer":
+            raise TrainingStateError(f"{path} is not a checkpoint of `hart train-tokenizer` "
+                                     f"(kind {state.get('kind')!r}); use a new --out-dir")
         if state["model_config"] != self.model_cfg.to_dict():
             raise RuntimeError(f"checkpoint {path} was trained with another model configuration; "
                                "use a new --out directory or the same --model")
+        check_resume_config(state["train_config"], dataclasses.asdict(self.cfg), path)
+        if state["init_digest"] != self.init_digest:
+            raise RuntimeError(
+                f"checkpoint {path} was started from {self.cfg.init_from} when its weights had digest "
+                f"{state['init_digest']}; they now have {self.init_digest}: the earlier stage was retrained "
+                "since. Start this stage afresh in a new --out-dir (or delete the checkpoint)")
+        note = check_resume_layout(state["layout"], self.layout, path)
+        if note and self.acc.is_main_process:
+            print(f"hart train-tokenizer: {note}", file=sys.stderr)
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["opt"])
         if self.disc is not None and state["disc"] is not None:
@@ -213,7 +258,7 @@ class TokenizerTrainer:
                               self.acc.process_index, self.acc.num_processes)
         return torch.utils.data.DataLoader(self.data, batch_sampler=sampler, num_workers=self.cfg.num_workers)
 
-    def train_step(self, images: torch.Tensor, use_residual: bool) -> dict[str, float]:
+    def train_step(self, images: torch.Tensor, use_residual: bool) -> dict:
         cfg = self.cfg
         with self.acc.accumulate(self.model):
             out = self.model(images, use_residual=use_residual)
@@ -223,27 +268,40 @@ class TokenizerTrainer:
             if gan_on:
                 loss = loss + cfg.gan_weight * hinge_g_loss(self.disc(out.recon))
             self.acc.backward(loss)
-            if self.acc.sync_gradients and cfg.grad_clip > 0:
-                self.acc.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            self.opt.step()
-            self.opt.zero_grad(set_to_none=True)
+            if self.acc.sync_gradients:
+                self.optimizer_step(loss, {"loss": loss, "rec": rec, "vq": out.vq_loss})
             if gan_on:
                 d_loss = hinge_d_loss(self.disc(images), self.disc(out.recon.detach()))
                 self.acc.backward(d_loss)
                 self.disc_opt.step()
                 self.disc_opt.zero_grad(set_to_none=True)
-        with torch.no_grad():
-            for k, idx in enumerate(out.indices):
-                self.usage[k] += torch.bincount(idx.flatten().cpu(), minlength=self.usage.shape[1]).float()
-        return {"loss": loss.item(), "rec": rec.item(), "vq": out.vq_loss.item(),
-                "psnr": psnr(out.recon.detach(), images).mean().item(),
-                "path": "hybrid" if use_residual else "discrete", "f": out.f.detach()}
+        with torch.no_grad():  # usage over all processes, so that restarts agree everywhere
+            counts = torch.stack([torch.bincount(idx.flatten(), minlength=self.usage.shape[1])
+                                  for idx in out.indices]).float()
+            self.usage += sum_over_processes(self.acc, counts).cpu()
+        return {"loss": loss.detach(), "rec": rec.detach(), "vq": out.vq_loss.detach(),
+                "psnr": psnr(out.recon.detach(), images).mean(), "f": out.f.detach()}
+
+    def optimizer_step(self, loss: torch.Tensor, losses: dict[str, torch.Tensor]) -> None:
+        """Clip, check for non-finite values (one decision for all processes), step, zero."""
+        clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
+        norm = self.acc.clip_grad_norm_(self.model.parameters(), clip)
+        bad = sum_over_processes(self.acc, (~torch.isfinite(loss.detach())).float().reshape(1))
+        if self.guard.allow_step(self.step, bool(bad.item() > 0), norm.detach().cpu(),
+                                 {k: float(v.detach()) for k, v in losses.items()}):
+            self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
 
     def restart_dead_codes(self, f: torch.Tensor, generator: torch.Generator) -> int:
-        """Replace codes unused since the last restart by random encoder output vectors."""
+        """Replace codes unused since the last restart by random encoder output vectors.
+
+        ``f`` is this process's latent (B, C, h, w); the candidates are those of every process, and
+        every process draws the same picks from the same generator.
+        """
         dead = (self.usage.sum(0) == 0).nonzero().flatten()
         if len(dead):
-            vectors = f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]).float().cpu()
+            f_all = gather_rows(self.acc, f.float())
+            vectors = f_all.permute(0, 2, 3, 1).reshape(-1, f_all.shape[1]).cpu()
             pick = torch.randint(len(vectors), (len(dead),), generator=generator)
             self.acc.unwrap_model(self.model).quantizer.restart_codes(dead, vectors[pick])
         self.usage.zero_()
@@ -274,6 +332,8 @@ class TokenizerTrainer:
         cfg = self.cfg
         stop = cfg.steps if until is None else min(until, cfg.steps)
         self.out.mkdir(parents=True, exist_ok=True)
+        log = RunLog(self.out / "log.jsonl", self.acc.is_main_process)
+        log.restart(self.history)
         if self.acc.is_main_process:
             save_json(self.out / "train_config.json", dataclasses.asdict(cfg))
         batches = iter(self.loader())
@@ -292,14 +352,14 @@ class TokenizerTrainer:
             self.step += 1
             f = logs.pop("f")
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                logs.update(step=self.step, lr=lr_at(self.step - 1, cfg),
-                            img_s=seen / (time.perf_counter() - t0), **codebook_stats(self.usage))
-                self.history.append(logs)
-                bar.set_postfix(loss=f"{logs['loss']:.4f}", psnr=f"{logs['psnr']:.2f}", path=logs["path"],
-                                img_s=f"{logs['img_s']:.1f}")
-                if self.acc.is_main_process:
-                    with open(self.out / "log.jsonl", "a") as fh:
-                        fh.write(json.dumps(logs) + "\n")
+                row = {k: round(v, 6) for k, v in reduce_logs(self.acc, logs).items()}
+                row.update(path="hybrid" if use_residual else "discrete", step=self.step,
+                           lr=lr_at(self.step - 1, cfg), img_s=seen / (time.perf_counter() - t0),
+                           **codebook_stats(self.usage))
+                self.history.append(row)
+                bar.set_postfix(loss=f"{row['loss']:.4f}", psnr=f"{row['psnr']:.2f}", path=row["path"],
+                                img_s=f"{row['img_s']:.1f}")
+                log.append(row)
             bar.update(1)
             if cfg.restart_every and self.step % cfg.restart_every == 0:
                 self.restart_dead_codes(f, rng)
@@ -314,6 +374,7 @@ class TokenizerTrainer:
         final = self.out / "final"
         if self.acc.is_main_process:
             self.acc.unwrap_model(self.model).save_pretrained(final)
+        self.acc.wait_for_everyone()
         return final
 
 

@@ -1,0 +1,100 @@
+"""Data-parallel bookkeeping: the process layout, the global batch, reduced logs and gathers.
+
+Every process runs the same loop on its own share of each global batch; gradients are averaged by
+the prepared (DDP-wrapped) model. What the loop decides outside the gradient (codebook restarts,
+logs, checkpoints) must be the same on every process: statistics are reduced or gathered first, and
+every process then draws the same decision from the same (seed, step) generator.
+
+Global batch G = processes x batch_size x grad_accum. Optimizer step s consumes the stream items
+[s G, (s + 1) G): micro-batch j of process r holds items ((s a + j) w + r) B ... + B - 1, so any
+layout with the same G sees the same items at every step (``tokenizer.data.sources.StepBatches``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+import torch
+from accelerate import Accelerator
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a run splits its global batch over processes and micro-batches."""
+
+    processes: int
+    batch_size: int  # per process and micro-batch
+    grad_accum: int
+
+    @property
+    def global_batch(self) -> int:
+        return self.processes * self.batch_size * self.grad_accum
+
+    def describe(self) -> str:
+        return (f"{self.processes} process(es) x batch {self.batch_size} x grad_accum {self.grad_accum} "
+                f"= global batch {self.global_batch}")
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def current_layout(acc: Accelerator, cfg) -> Layout:
+    return Layout(acc.num_processes, cfg.batch_size, cfg.grad_accum)
+
+
+def check_resume_layout(stored: dict, now: Layout, path) -> str | None:
+    """Refuse a resume that changes the global batch; describe a kept one that changes the split.
+
+    Returns a note to print when the layout changed but the global batch is kept, else None.
+    """
+    before = Layout(**stored)
+    if before == now:
+        return None
+    if before.global_batch != now.global_batch:
+        hint = ""
+        per_micro = now.processes * now.batch_size
+        if before.global_batch % per_micro == 0:
+            hint = f" (with this process count and batch size: --grad-accum {before.global_batch // per_micro})"
+        raise RuntimeError(
+            f"{path} was written by a run of {before.describe()}; this run has {now.describe()}. Resuming "
+            "would change the global batch and so the training; keep the global batch by setting --batch-size "
+            f"and --grad-accum{hint}, or start afresh in a new --out-dir")
+    return (f"resuming {path} with {now.describe()} (was {before.describe()}): same global batch, "
+            "so the same data at every step")
+
+
+def reduce_logs(acc: Accelerator, logs: dict[str, torch.Tensor | float]) -> dict[str, float]:
+    """The mean over processes of each scalar log entry (one all-reduce for all of them)."""
+    keys = sorted(logs)
+    values = torch.tensor([float(v.detach()) if isinstance(v := logs[k], torch.Tensor) else float(v) for k in keys],
+                          dtype=torch.float64, device=acc.device)
+    if acc.num_processes > 1:
+        values = acc.reduce(values, reduction="mean")
+    return dict(zip(keys, values.tolist(), strict=True))
+
+
+def gather_rows(acc: Accelerator, x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` (n, ...) of every process in rank order: the global micro-batch's rows."""
+    return acc.gather(x.contiguous()) if acc.num_processes > 1 else x
+
+
+def sum_over_processes(acc: Accelerator, x: torch.Tensor) -> torch.Tensor:
+    """Element-wise sum of ``x`` over processes (e.g. codebook usage counts)."""
+    if acc.num_processes == 1:
+        return x
+    return acc.reduce(x.to(acc.device), reduction="sum").to(x.device)
+
+
+def single_process_launch_note(acc: Accelerator) -> str | None:
+    """A note when ``accelerate launch --num_processes N`` (N > 1) started only one process.
+
+    Without ``--multi_gpu`` on a machine with no GPU, accelerate's simple launcher runs the script
+    once; it still sets MASTER_ADDR / MASTER_PORT (only for N > 1) but no WORLD_SIZE.
+    """
+    env = os.environ
+    launched = "ACCELERATE_USE_CPU" in env and "MASTER_PORT" in env and "WORLD_SIZE" not in env
+    if acc.num_processes == 1 and launched:
+        return ("accelerate launch was asked for several processes but started one; on a machine "
+                "without GPUs add --multi_gpu (with ACCELERATE_USE_CPU=1) to run them")
+    return None
