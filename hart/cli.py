@@ -22,6 +22,8 @@ COMMON_TRAIN_HELP = {
     "warmup_steps": "linear warm-up steps",
     "betas": "AdamW betas",
     "grad_clip": "gradient norm clip (0: off)",
+    "max_skipped_steps": "optimizer steps in a row skipped for a non-finite loss or gradient before the run "
+                         "stops with an error (the last good checkpoint is kept)",
 }
 
 TRAIN_TOKENIZER_HELP = {**COMMON_TRAIN_HELP,
@@ -54,6 +56,7 @@ TRAIN_HART_HELP = {**COMMON_TRAIN_HELP,
     "data": "'shapes', 'emoji' (Noto Color Emoji font, see tokenizer.data.emoji) or an image-text folder",
     "preset": "pipeline preset of the transformer, head and text encoder (e.g. cpu-64, tiny)",
     "tokenizer": "trained tokenizer (shipped name or directory), frozen; empty: the preset's, random",
+    "init_from": "continue training from a saved pipeline (shipped name or directory; same preset and tokenizer)",
     "weight_decay": "AdamW weight decay of matrices",
     "cfg_drop": "probability of training a caption as the empty prompt (classifier-free guidance)",
     "diffusion_weight": "weight of the residual diffusion loss",

@@ -64,6 +64,7 @@ class HARTTrainConfig:
     data: str = "shapes"
     preset: str = "cpu-64"
     tokenizer: str = ""  # shipped name or directory of a trained tokenizer ("" = the preset's, random)
+    init_from: str | None = None  # a saved pipeline (shipped name or directory) to continue training from
     steps: int = 2000
     batch_size: int = 32
     grad_accum: int = 1
@@ -147,10 +148,15 @@ class HARTTrainer:
         self.diffusion = GaussianDiffusion(self.pipe.head.config.train_steps)
         self.layout = current_layout(self.acc, cfg)
         self.step, self.history = 0, []
+        init = self.init_pipeline(cfg.init_from) if cfg.init_from else None
+        self.init_digest = state_digest(init_weights(init)) if init else None
         if resume:
             refuse_legacy_checkpoint(self.out)
         state = self.read_checkpoint() if resume and (self.out / STATE_NAME).is_file() else None
-        scale = state["residual_scale"] if state else self.measure_residual_scale()
+        if state:
+            scale = state["residual_scale"]
+        else:
+            scale = init.head.config.residual_scale if init else self.measure_residual_scale()
         self.pipe.head.config = dataclasses.replace(self.pipe.head.config, residual_scale=scale)
         self.model = HARTLossModel(self.pipe.transformer, self.pipe.head).train()
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
@@ -159,6 +165,12 @@ class HARTTrainer:
             (no_decay if p.ndim < 2 or "embed" in name else decay).append(p)
         self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                       {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas)
+        if init and not state:
+            try:
+                self.model.load_state_dict(init_weights(init))
+            except RuntimeError as e:
+                raise RuntimeError(f"init_from {cfg.init_from} does not match preset {cfg.preset}: {e}") from e
+            self.ema.load_state_dict(self.model.state_dict())
         if state:
             self.model.load_state_dict(state["model"])
             self.ema.load_state_dict(state["ema"])
@@ -173,6 +185,14 @@ class HARTTrainer:
             print(f"hart train: {note}", file=sys.stderr)
 
     # ------------------------------------------------------------------ setup
+    def init_pipeline(self, source: str) -> HARTPipeline:
+        """The saved pipeline a run continues from; it must use this run's tokenizer."""
+        init = HARTPipeline.from_pretrained(source)
+        if state_digest(init.tokenizer.state_dict()) != self.tokenizer_digest:
+            raise RuntimeError(f"init_from {source} was trained with another tokenizer than "
+                               f"{self.cfg.tokenizer or 'the preset'}; set --tokenizer to the one it was trained with")
+        return init
+
     @torch.no_grad()
     def measure_residual_scale(self) -> float:
         """1 / std of the tokenizer's residuals over a few batches (HART uses a fixed 1 / 0.6)."""
@@ -190,6 +210,11 @@ class HARTTrainer:
         if state["preset"] != self.cfg.preset:
             raise RuntimeError(f"checkpoint {path} was trained with preset {state['preset']!r}; "
                                "use a new --out-dir or the same --preset")
+        if state["init_digest"] != self.init_digest:
+            raise RuntimeError(
+                f"checkpoint {path} was started from {self.cfg.init_from} when its weights had digest "
+                f"{state['init_digest']}; they now have {self.init_digest}: the earlier stage was retrained "
+                "since. Start this stage afresh in a new --out-dir (or delete the checkpoint)")
         if state["tokenizer_digest"] != self.tokenizer_digest:
             raise RuntimeError(
                 f"checkpoint {path} was trained on another tokenizer (weights digest {state['tokenizer_digest']}, "
@@ -208,7 +233,8 @@ class HARTTrainer:
             state = {"kind": "hart", "step": self.step, "model": model.state_dict(), "ema": self.ema.state_dict(),
                      "opt": self.opt.state_dict(), "history": self.history, "preset": self.cfg.preset,
                      "residual_scale": self.pipe.head.config.residual_scale,
-                     "tokenizer_digest": self.tokenizer_digest, "layout": self.layout.to_dict(),
+                     "tokenizer_digest": self.tokenizer_digest, "init_digest": self.init_digest,
+                     "layout": self.layout.to_dict(),
                      "next_item": self.step * self.layout.global_batch,
                      "train_config": dataclasses.asdict(self.cfg)}
             save_training_state(self.out / STATE_NAME, state)
@@ -318,6 +344,12 @@ class HARTTrainer:
             self.ema_pipeline().save_pretrained(final)
         self.acc.wait_for_everyone()
         return final
+
+
+def init_weights(pipe: HARTPipeline) -> dict[str, torch.Tensor]:
+    """A pipeline's transformer and head weights under ``HARTLossModel``'s names."""
+    return {**{f"transformer.{k}": v for k, v in pipe.transformer.state_dict().items()},
+            **{f"head.{k}": v for k, v in pipe.head.state_dict().items()}}
 
 
 def train_hart(cfg: HARTTrainConfig, resume: bool = False) -> Path | None:

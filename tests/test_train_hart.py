@@ -73,3 +73,15 @@ def test_few_hundred_steps_on_shapes_lower_the_cross_entropy_measurably(tmp_path
     ce = [row["ce"] for row in trainer.history]
     first, last = sum(ce[:3]) / 3, sum(ce[-3:]) / 3
     assert last < 0.8 * first, (first, last)
+
+
+def test_init_from_continues_from_a_saved_pipeline_and_checks_its_tokenizer(tmp_path):
+    first = train_hart(tiny_run(tmp_path / "a", steps=2, sample_every=0))
+    trainer = HARTTrainer(tiny_run(tmp_path / "b", init_from=str(first), sample_every=0))
+    saved = HARTPipeline.from_pretrained(first)
+    assert torch.equal(trainer.model.transformer.word_embed.weight, saved.transformer.word_embed.weight)
+    assert trainer.pipe.head.config.residual_scale == saved.head.config.residual_scale
+    trainer.run(until=1)
+    train_hart(tiny_run(tmp_path / "a", steps=2, sample_every=0, lr=1e-3))  # the first stage is redone
+    with pytest.raises(RuntimeError, match="retrained since"):
+        HARTTrainer(tiny_run(tmp_path / "b", init_from=str(first), sample_every=0), resume=True)
