@@ -44,6 +44,7 @@ from hart.training.distributed import (
     check_resume_layout,
     current_layout,
     reduce_logs,
+    refuse_unsupported_distribution,
     single_process_launch_note,
     sum_over_processes,
 )
@@ -136,6 +137,7 @@ class HARTTrainer:
     def __init__(self, cfg: HARTTrainConfig, resume: bool = False) -> None:
         self.cfg, self.out = cfg, Path(cfg.out_dir)
         self.acc = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
+        refuse_unsupported_distribution(self.acc)
         self.say(single_process_launch_note(self.acc))
         self.pipe = HARTPipeline.from_preset(cfg.preset, seed=cfg.seed)
         if cfg.tokenizer:

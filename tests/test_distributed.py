@@ -3,6 +3,8 @@
 Both trainers, tiny presets, codebook restarts every step: (a) every process holds the same weights
 after every step; (b) 2 processes of batch b train the same model as 1 process of batch 2 b (the
 same items, the same per-sample randomness, gradients averaged by DDP). About a minute in all.
+The launch-mistake and resume-with-another-process-count tests are ``slow``:
+``.venv/bin/pytest -m slow tests/test_distributed.py``.
 """
 
 import json
@@ -61,3 +63,26 @@ def test_two_processes_hold_equal_weights_and_match_one_process_of_twice_the_bat
     log_one = [json.loads(x) for x in (tmp_path / "one" / "log.jsonl").read_text().splitlines()]
     key = "rec" if trainer == "tokenizer" else "ce"
     assert [r[key] for r in log_two] == pytest.approx([r[key] for r in log_one], rel=1e-3)
+
+
+@pytest.mark.slow
+def test_a_launch_without_multi_gpu_says_that_it_started_one_process(tmp_path):
+    result = launch(2, "tokenizer", str(tmp_path), "--batch-size", "2", "--steps", "1", multi_gpu=False)
+    assert "started one" in result.stderr and "--multi_gpu" in result.stderr
+    assert json.loads((tmp_path / "digests.rank0.json").read_text())["processes"] == 1
+
+
+@pytest.mark.slow
+def test_resume_with_another_process_count_keeps_the_global_batch_by_accumulation(tmp_path):
+    """2 processes x 3 for 2 steps, then 1 process x 3 x grad_accum 2: as if uninterrupted."""
+    launch(2, "tokenizer", str(tmp_path / "full"), "--batch-size", "3")
+    launch(2, "tokenizer", str(tmp_path / "split"), "--batch-size", "3", "--steps", "2")
+    refused = subprocess.run(
+        [sys.executable, str(SCRIPT), "tokenizer", str(tmp_path / "split"), "--batch-size", "3", "--resume"],
+        capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "--grad-accum 2" in refused.stderr
+    result = launch(1, "tokenizer", str(tmp_path / "split"), "--batch-size", "3", "--grad-accum", "2", "--resume")
+    assert "same global batch" in result.stderr
+    full, split = final_weights(tmp_path / "full", "tokenizer"), final_weights(tmp_path / "split", "tokenizer")
+    worst = max((full[k] - split[k]).abs().max().item() for k in full)
+    assert worst <= TOLERANCE, worst

@@ -41,6 +41,7 @@ from hart.training.distributed import (
     current_layout,
     gather_rows,
     reduce_logs,
+    refuse_unsupported_distribution,
     single_process_launch_note,
     sum_over_processes,
 )
@@ -147,6 +148,7 @@ class TokenizerTrainer:
         self.cfg = cfg
         self.out = Path(cfg.out_dir)
         self.acc = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
+        refuse_unsupported_distribution(self.acc)
         note = single_process_launch_note(self.acc)
         if note and self.acc.is_main_process:
             print(f"hart train-tokenizer: {note}", file=sys.stderr)
@@ -292,15 +294,16 @@ class TokenizerTrainer:
             self.opt.step()
         self.opt.zero_grad(set_to_none=True)
 
-    def restart_dead_codes(self, f: torch.Tensor, generator: torch.Generator) -> int:
+    def restart_dead_codes(self, fs: list[torch.Tensor], generator: torch.Generator) -> int:
         """Replace codes unused since the last restart by random encoder output vectors.
 
-        ``f`` is this process's latent (B, C, h, w); the candidates are those of every process, and
-        every process draws the same picks from the same generator.
+        ``fs`` are this process's latents (B, C, h, w) of the step's micro-batches; the candidates are
+        those of the whole global batch, in stream order (micro-batch, then process), and every
+        process draws the same picks from the same generator.
         """
         dead = (self.usage.sum(0) == 0).nonzero().flatten()
         if len(dead):
-            f_all = gather_rows(self.acc, f.float())
+            f_all = torch.cat([gather_rows(self.acc, f.float()) for f in fs])
             vectors = f_all.permute(0, 2, 3, 1).reshape(-1, f_all.shape[1]).cpu()
             pick = torch.randint(len(vectors), (len(dead),), generator=generator)
             self.acc.unwrap_model(self.model).quantizer.restart_codes(dead, vectors[pick])
@@ -345,12 +348,13 @@ class TokenizerTrainer:
             use_residual = bool(torch.rand((), generator=rng) >= cfg.discrete_prob)
             for group in self.opt.param_groups:
                 group["lr"] = lr_at(self.step, cfg)
+            fs = []
             for _ in range(cfg.grad_accum):
                 images = next(batches).to(self.acc.device, memory_format=torch.channels_last)
                 logs = self.train_step(images, use_residual)
+                fs.append(logs.pop("f"))
                 seen += images.shape[0] * self.acc.num_processes
             self.step += 1
-            f = logs.pop("f")
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 row = {k: round(v, 6) for k, v in reduce_logs(self.acc, logs).items()}
                 row.update(path="hybrid" if use_residual else "discrete", step=self.step,
@@ -362,7 +366,7 @@ class TokenizerTrainer:
                 log.append(row)
             bar.update(1)
             if cfg.restart_every and self.step % cfg.restart_every == 0:
-                self.restart_dead_codes(f, rng)
+                self.restart_dead_codes(fs, rng)
             if self.acc.is_main_process and cfg.sample_every and self.step % cfg.sample_every == 0:
                 self.save_samples()
             if cfg.ckpt_every and self.step % cfg.ckpt_every == 0:

@@ -64,6 +64,19 @@ def check_resume_layout(stored: dict, now: Layout, path) -> str | None:
             "so the same data at every step")
 
 
+UNSUPPORTED = {"FSDP", "DEEPSPEED", "MEGATRON_LM"}
+
+
+def refuse_unsupported_distribution(acc: Accelerator) -> None:
+    """The trainers are data-parallel (DDP) only: their EMA copy, checkpoints and samples use the
+    full, unsharded weights on every process. A sharded launch is refused before any work."""
+    kind = acc.distributed_type.name if hasattr(acc.distributed_type, "name") else str(acc.distributed_type)
+    if kind in UNSUPPORTED:
+        raise RuntimeError(f"{kind} is not supported by the hart trainers yet (they keep an unsharded EMA and write "
+                           "unsharded checkpoints); launch with DDP instead: accelerate launch --multi_gpu ... "
+                           "(configs/accelerate/multi-gpu.yaml)")
+
+
 def reduce_logs(acc: Accelerator, logs: dict[str, torch.Tensor | float]) -> dict[str, float]:
     """The mean over processes of each scalar log entry (one all-reduce for all of them)."""
     keys = sorted(logs)
@@ -87,12 +100,20 @@ def sum_over_processes(acc: Accelerator, x: torch.Tensor) -> torch.Tensor:
 
 
 def single_process_launch_note(acc: Accelerator) -> str | None:
-    """A note when ``accelerate launch --num_processes N`` (N > 1) started only one process.
+    """Catch launches that do not give the processes that were asked for.
 
-    Without ``--multi_gpu`` on a machine with no GPU, accelerate's simple launcher runs the script
-    once; it still sets MASTER_ADDR / MASTER_PORT (only for N > 1) but no WORLD_SIZE.
+    - ``accelerate launch --num_processes N`` (N > 1) without ``--multi_gpu`` on a machine without
+      GPUs runs the script once; it still sets MASTER_ADDR / MASTER_PORT (only for N > 1) but no
+      WORLD_SIZE: a note says so.
+    - torchrun started WORLD_SIZE processes but the Accelerator sees one (e.g. a multi-GPU config on
+      a machine without GPUs and without ACCELERATE_USE_CPU=1): every process would train its own
+      copy and overwrite the others' files, so this is an error.
     """
     env = os.environ
+    world = int(env.get("WORLD_SIZE", "1"))
+    if world != acc.num_processes:
+        raise RuntimeError(f"{world} processes were started (WORLD_SIZE) but accelerate joined {acc.num_processes}: "
+                           "on a machine without GPUs set ACCELERATE_USE_CPU=1 and launch with --multi_gpu")
     launched = "ACCELERATE_USE_CPU" in env and "MASTER_PORT" in env and "WORLD_SIZE" not in env
     if acc.num_processes == 1 and launched:
         return ("accelerate launch was asked for several processes but started one; on a machine "
