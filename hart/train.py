@@ -49,6 +49,7 @@ from hart.training.distributed import (
     sum_over_processes,
 )
 from hart.training.loop import NonFiniteGuard, RunLog, check_finite_weights, check_resume_config, sample_generator
+from hart.training.rundir import RunDirectory
 from hart.training.schedule import check_run_lengths, ema_update_, lr_at
 from hart.training.state import STATE_NAME, load_training_state, refuse_legacy_checkpoint, save_training_state
 from tokenizer.checkpoint import save_json
@@ -134,10 +135,11 @@ class HARTLossModel(nn.Module):
 
 
 class HARTTrainer:
-    def __init__(self, cfg: HARTTrainConfig, resume: bool = False) -> None:
+    def __init__(self, cfg: HARTTrainConfig, resume: bool = False, overwrite: bool = False) -> None:
         self.cfg, self.out = cfg, Path(cfg.out_dir)
         self.acc = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
         refuse_unsupported_distribution(self.acc)
+        self.rundir = RunDirectory(self.out, resume, overwrite) if self.acc.is_main_process else None
         self.say(single_process_launch_note(self.acc))
         self.pipe = HARTPipeline.from_preset(cfg.preset, seed=cfg.seed)
         if cfg.tokenizer:
@@ -299,6 +301,24 @@ class HARTTrainer:
 
     # ------------------------------------------------------------------ loop
     def run(self, until: int | None = None) -> Path | None:
+        """Train to ``cfg.steps`` (or stop early at step ``until`` with a checkpoint).
+
+        Returns the ``final`` model directory, or None when stopped early. Holds the run directory's
+        lock meanwhile; Ctrl-C writes a checkpoint first (single process) and re-raises.
+        """
+        if self.rundir is not None:
+            self.rundir.acquire()
+        try:
+            return self.train(until)
+        except KeyboardInterrupt:
+            if self.acc.num_processes == 1 and self.step > 0:
+                self.save_checkpoint()
+            raise
+        finally:
+            if self.rundir is not None:
+                self.rundir.release()
+
+    def train(self, until: int | None = None) -> Path | None:
         cfg = self.cfg
         stop = cfg.steps if until is None else min(until, cfg.steps)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -354,6 +374,6 @@ def init_weights(pipe: HARTPipeline) -> dict[str, torch.Tensor]:
             **{f"head.{k}": v for k, v in pipe.head.state_dict().items()}}
 
 
-def train_hart(cfg: HARTTrainConfig, resume: bool = False) -> Path | None:
+def train_hart(cfg: HARTTrainConfig, resume: bool = False, overwrite: bool = False) -> Path | None:
     """Train transformer + head; returns the final pipeline directory."""
-    return HARTTrainer(cfg, resume=resume).run()
+    return HARTTrainer(cfg, resume=resume, overwrite=overwrite).run()

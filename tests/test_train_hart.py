@@ -82,6 +82,6 @@ def test_init_from_continues_from_a_saved_pipeline_and_checks_its_tokenizer(tmp_
     assert torch.equal(trainer.model.transformer.word_embed.weight, saved.transformer.word_embed.weight)
     assert trainer.pipe.head.config.residual_scale == saved.head.config.residual_scale
     trainer.run(until=1)
-    train_hart(tiny_run(tmp_path / "a", steps=2, sample_every=0, lr=1e-3))  # the first stage is redone
+    train_hart(tiny_run(tmp_path / "a", steps=2, sample_every=0, lr=1e-3), overwrite=True)  # the first stage is redone
     with pytest.raises(RuntimeError, match="retrained since"):
         HARTTrainer(tiny_run(tmp_path / "b", init_from=str(first), sample_every=0), resume=True)

@@ -88,7 +88,7 @@ def test_stage_resume_refuses_a_retrained_init_from(tmp_path):
     first = TokenizerTrainer(tok_run(tmp_path / "a", steps=2)).run()
     second = tok_run(tmp_path / "b", init_from=str(first))
     TokenizerTrainer(second).run(until=2)
-    TokenizerTrainer(tok_run(tmp_path / "a", steps=2, seed=1)).run()  # the earlier stage is redone
+    TokenizerTrainer(tok_run(tmp_path / "a", steps=2, seed=1), overwrite=True).run()  # the earlier stage is redone
     with pytest.raises(RuntimeError, match="retrained since"):
         TokenizerTrainer(second, resume=True)
 
@@ -99,7 +99,7 @@ def test_hart_resume_refuses_another_tokenizer(tmp_path):
     cfg = HARTTrainConfig(out_dir=str(tmp_path / "run"), preset="tiny", tokenizer=str(tok_dir / "final"), steps=3,
                           batch_size=2, warmup_steps=1, sample_every=0, ckpt_every=0)
     HARTTrainer(cfg).run(until=1)
-    TokenizerTrainer(tok_run(tok_dir, steps=1, seed=5)).run()
+    TokenizerTrainer(tok_run(tok_dir, steps=1, seed=5), overwrite=True).run()
     with pytest.raises(RuntimeError, match="another tokenizer"):
         HARTTrainer(cfg, resume=True)
 

@@ -107,11 +107,3 @@ def build_on_meta(factory: Callable[[], nn.Module]) -> nn.Module:
     """Build a module without allocating memory for its parameters."""
     with torch.device("meta"):
         return factory()
-
-
-def read_training_state(path: Path) -> dict:
-    """Load a training checkpoint (``torch.save`` dict); a truncated or foreign file is a clear error."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # any unpickling failure means the same thing to the user
-        raise RuntimeError(f"cannot read checkpoint {path} ({e}); delete it to start afresh") from e

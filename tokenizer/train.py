@@ -46,6 +46,7 @@ from hart.training.distributed import (
     sum_over_processes,
 )
 from hart.training.loop import NonFiniteGuard, RunLog, check_finite_weights, check_resume_config
+from hart.training.rundir import RunDirectory
 from hart.training.schedule import check_run_lengths, lr_at
 from hart.training.state import (
     LEGACY_NAME,
@@ -144,11 +145,12 @@ def codebook_stats(counts_KV: torch.Tensor) -> dict[str, float]:
 class TokenizerTrainer:
     """Holds the state of one run; ``run()`` trains to ``cfg.steps`` from wherever it stands."""
 
-    def __init__(self, cfg: TokenizerTrainConfig, resume: bool = False) -> None:
+    def __init__(self, cfg: TokenizerTrainConfig, resume: bool = False, overwrite: bool = False) -> None:
         self.cfg = cfg
         self.out = Path(cfg.out_dir)
         self.acc = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
         refuse_unsupported_distribution(self.acc)
+        self.rundir = RunDirectory(self.out, resume, overwrite) if self.acc.is_main_process else None
         note = single_process_launch_note(self.acc)
         if note and self.acc.is_main_process:
             print(f"hart train-tokenizer: {note}", file=sys.stderr)
@@ -330,8 +332,23 @@ class TokenizerTrainer:
     def run(self, until: int | None = None) -> Path | None:
         """Train to ``cfg.steps`` (or stop early at step ``until`` with a checkpoint).
 
-        Returns the ``final`` model directory, or None when stopped early.
+        Returns the ``final`` model directory, or None when stopped early. Holds the run directory's
+        lock meanwhile; Ctrl-C writes a checkpoint first (single process) and re-raises.
         """
+        if self.rundir is not None:
+            self.rundir.acquire()
+        try:
+            return self.train(until)
+        except KeyboardInterrupt:
+            if self.acc.num_processes == 1 and self.step > 0:
+                self.save_checkpoint()
+            raise
+        finally:
+            if self.rundir is not None:
+                self.rundir.release()
+
+    def train(self, until: int | None = None) -> Path | None:
+        """The loop of ``run``."""
         cfg = self.cfg
         stop = cfg.steps if until is None else min(until, cfg.steps)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -382,6 +399,6 @@ class TokenizerTrainer:
         return final
 
 
-def train_tokenizer(cfg: TokenizerTrainConfig, resume: bool = False) -> Path | None:
+def train_tokenizer(cfg: TokenizerTrainConfig, resume: bool = False, overwrite: bool = False) -> Path | None:
     """Train a tokenizer; returns the ``save_pretrained`` directory of the final weights."""
-    return TokenizerTrainer(cfg, resume=resume).run()
+    return TokenizerTrainer(cfg, resume=resume, overwrite=overwrite).run()
