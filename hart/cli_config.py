@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from tokenizer.config_types import checked_fields
+
 
 def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, helps: dict[str, str]) -> None:
     """One ``--flag`` per field of ``cls``; every field must have a help string in ``helps``."""
@@ -43,7 +45,12 @@ def config_from_args(cls: type, args: argparse.Namespace) -> Any:
         path = Path(args.config)
         if not path.is_file():
             raise FileNotFoundError(f"config file {path} not found")
-        loaded = yaml.safe_load(path.read_text()) or {}
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ValueError(f"{path} is not valid YAML: {' '.join(str(e).split())}") from e
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path} must hold key: value lines (the flags without --), got {type(loaded).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(loaded) - names)
         if unknown:
@@ -56,6 +63,10 @@ def config_from_args(cls: type, args: argparse.Namespace) -> Any:
     for f in dataclasses.fields(cls):
         if isinstance(values.get(f.name), list):
             values[f.name] = tuple(values[f.name])
+    try:
+        values = checked_fields(cls, values)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{args.config or 'command line'}: {e}") from e
     missing = [f.name for f in dataclasses.fields(cls)
                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
                and f.name not in values]

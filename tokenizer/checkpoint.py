@@ -20,6 +20,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from tokenizer.config_types import checked_fields
+
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
@@ -74,7 +76,7 @@ def load_config(directory: str | os.PathLike, config_cls: type[T], name: str = C
     if unknown:
         raise CheckpointError(f"{path} has keys {unknown} that {config_cls.__name__} does not know")
     try:
-        return config_cls(**raw)
+        return config_cls(**checked_fields(config_cls, raw))
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path} is not a valid {config_cls.__name__}: {e}") from e
 
