@@ -99,24 +99,58 @@ def load_pipeline(name: str, text_encoder: str | None = None, device: str = "cpu
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    if (args.prompt is None) == (args.prompts is None):
+        raise ValueError("give exactly one of PROMPT or --prompts FILE")
+    if args.prompts is not None:
+        return generate_from_file(args)
+    if args.out_dir is not None or args.n_per_prompt is not None:
+        raise ValueError("--out-dir and --n-per-prompt go with --prompts; a single PROMPT takes --out and --n")
     from tokenizer.data.images import image_grid
 
+    n = 4 if args.n is None else args.n
     t0 = time.perf_counter()
-    pipe = load_pipeline(args.model, args.text_encoder, args.device)
-    out = pipe([args.prompt] * args.n, seed=args.seed, batch_size=args.batch_size, cfg_scale=args.cfg_scale,
-               top_k=args.top_k, top_p=args.top_p, temperature=args.temperature,
-               diffusion_steps=args.diffusion_steps)
-    path = Path(args.out)
+    pipe = load_pipeline(args.model, args.text_encoder, args.device or "cpu")
+    out = pipe([args.prompt] * n, seed=args.seed, batch_size=args.batch_size, **sampling_flags(args))
+    path = Path(args.out or "outputs/out.png")
     path.parent.mkdir(parents=True, exist_ok=True)
-    if args.grid or args.n == 1:
-        image_grid(out.images, min(args.n, GRID_COLUMNS)).save(path)
+    if args.grid or n == 1:
+        image_grid(out.images, min(n, GRID_COLUMNS)).save(path)
         written = [path]
     else:
-        written = [path.with_name(f"{path.stem}_{i}{path.suffix}") for i in range(args.n)]
+        written = [path.with_name(f"{path.stem}_{i}{path.suffix}") for i in range(n)]
         for img, p in zip(out.images, written, strict=True):
             img.save(p)
     print(f"wrote {', '.join(map(str, written))} in {time.perf_counter() - t0:.1f} s")
     return 0
+
+
+def generate_from_file(args: argparse.Namespace) -> int:
+    """``hart generate --prompts FILE --out-dir DIR``: this process's share (accelerate launch-ready)."""
+    from hart.batch_generate import METADATA, generate_prompt_file, process_state
+    from hart.prompt_file import read_prompts
+
+    if args.out_dir is None:
+        raise ValueError("--prompts needs --out-dir")
+    if args.out is not None or args.n is not None or args.grid:
+        raise ValueError("--out, --n and --grid go with a single PROMPT; --prompts takes --out-dir and --n-per-prompt")
+    read_prompts(args.prompts)  # a bad file fails before the model loads
+    state = process_state(args.device)
+    pipe = load_pipeline(args.model, args.text_encoder, str(args.device or state.device))
+    summary = generate_prompt_file(pipe, args.prompts, args.out_dir, args.model,
+                                   n_per_prompt=args.n_per_prompt or 1, seed=args.seed,
+                                   batch_size=args.batch_size, state=state, **sampling_flags(args))
+    if state.is_main_process:
+        rate = summary.generated / summary.seconds if summary.seconds > 0 else 0.0
+        print(f"{args.out_dir}: {summary.generated} images generated, {summary.present} already present, "
+              f"{summary.planned} in all; {summary.seconds:.1f} s on {state.num_processes} process(es), "
+              f"{rate:.2f} images/s (model loading excluded); metadata in {Path(args.out_dir) / METADATA}")
+    return 0
+
+
+def sampling_flags(args: argparse.Namespace) -> dict:
+    """The sampling overrides of a generate command line (None: the model's setting)."""
+    return {"cfg_scale": args.cfg_scale, "top_k": args.top_k, "top_p": args.top_p,
+            "temperature": args.temperature, "diffusion_steps": args.diffusion_steps}
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -176,7 +210,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from hart.train import HARTTrainConfig, train_hart
 
-    final = train_hart(config_from_args(HARTTrainConfig, args), resume=args.resume)
+    final = train_hart(config_from_args(HARTTrainConfig, args), resume=args.resume, overwrite=args.overwrite)
     print(f"saved model to {final}; load it with HARTPipeline.from_pretrained({str(final)!r}) "
           f"or hart generate PROMPT --model {final}")
     return 0
@@ -186,7 +220,7 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> int:
     from tokenizer.train import TokenizerTrainConfig, train_tokenizer
 
     cfg = config_from_args(TokenizerTrainConfig, args)
-    final = train_tokenizer(cfg, resume=args.resume)
+    final = train_tokenizer(cfg, resume=args.resume, overwrite=args.overwrite)
     print(f"saved tokenizer to {final}; load it with HybridTokenizer.from_pretrained({str(final)!r})")
     return 0
 
@@ -215,15 +249,24 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hart", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    gen = sub.add_parser("generate", help="generate images from a prompt")
-    gen.add_argument("prompt", help="text prompt")
+    gen = sub.add_parser("generate", help="generate images from a prompt or a prompt file (accelerate-ready)")
+    gen.add_argument("prompt", nargs="?", help="text prompt (or use --prompts)")
+    gen.add_argument("--prompts", help="prompt file: .txt (one prompt a line) or .jsonl ({\"prompt\": ..., "
+                     "\"seed\": optional}); writes OUT_DIR/{line:06d}.png (line numbers from 1, blank "
+                     "lines counted) and OUT_DIR/metadata.jsonl; skips images already there")
+    gen.add_argument("--out-dir", help="output folder of --prompts")
+    gen.add_argument("--n-per-prompt", type=int,
+                     help="images per prompt line with --prompts, named {line:06d}_{j}.png when > 1 (default: 1)")
     gen.add_argument("--model", default="hart-shapes-64",
                      help="shipped model, directory or preset (default: %(default)s)")
-    gen.add_argument("--n", type=int, default=4, help="images to generate (default: %(default)s)")
-    gen.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    gen.add_argument("--out", default="outputs/out.png", help="output PNG (default: %(default)s)")
+    gen.add_argument("--n", type=int, help="images of a single PROMPT (default: 4)")
+    gen.add_argument("--seed", type=int, default=0,
+                     help="random seed; image i of PROMPT, or line L image j of --prompts, has its own seed "
+                          "derived from it (default: %(default)s)")
+    gen.add_argument("--out", help="output PNG of a single PROMPT (default: outputs/out.png)")
     gen.add_argument("--grid", action="store_true", help="write one grid instead of one file per image")
     gen.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default: %(default)s)")
     gen.add_argument("--cfg-scale", type=float, help="classifier-free guidance scale (default: the model's)")
@@ -232,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--temperature", type=float, help="sampling temperature (default: the model's)")
     gen.add_argument("--diffusion-steps", type=int, help="residual diffusion steps (default: 8)")
     gen.add_argument("--text-encoder", help="text encoder directory (e.g. Qwen2-1.5B for full-size models)")
-    gen.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    gen.add_argument("--device", help="torch device (default: cpu; with --prompts, each process's own "
+                     "accelerate device: leave it unset under accelerate launch)")
     gen.set_defaults(func=cmd_generate)
 
     demo = sub.add_parser("demo", help="draw a grid of prompts with every shipped model, reconstruct sample photos")
@@ -263,7 +307,10 @@ def add_training_parser(sub, name: str, text: str, config_cls, helps: dict[str, 
     """A training sub-command: --config recipe, --resume, and one flag per config field."""
     parser = sub.add_parser(name, help=text)
     parser.add_argument("--config", help="YAML recipe whose keys are the flags below (flags override it)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt if present")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from OUT_DIR/checkpoint.safetensors (same settings; more --steps allowed)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run already in OUT_DIR (its checkpoint, final model, log and samples)")
     add_dataclass_flags(parser, config_cls, helps)
     parser.set_defaults(func=func)
 
@@ -274,13 +321,31 @@ def _config_cls(module: str, name: str):
     return getattr(importlib.import_module(module), name)
 
 
+EXIT_ERROR, EXIT_INTERRUPTED = 2, 130  # 130 = 128 + SIGINT, the shell's convention for Ctrl-C
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a failure is one line on stderr and exit 2 (``--debug``: the traceback)."""
+    import yaml
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError, KeyError, TypeError, RuntimeError) as e:
-        print(f"hart {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"hart {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, yaml.YAMLError) as e:
+        if args.debug:
+            raise
+        print(f"hart {args.command}: error: {one_line(e)}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def one_line(error: BaseException) -> str:
+    text = str(error) if not isinstance(error, KeyError) else f"missing key {error}"
+    return " ".join(text.split()) or type(error).__name__
 
 
 if __name__ == "__main__":

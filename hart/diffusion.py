@@ -71,13 +71,16 @@ class GaussianDiffusion:
     def sample(self, model: Callable, z_ND: torch.Tensor, channels: int, steps: int,
                generator: torch.Generator | None = None, cfg_scale: float = 1.0,
                z_null_ND: torch.Tensor | None = None, temperature: float = 1.0,
-               clip_x0: float | None = None) -> torch.Tensor:
+               clip_x0: float | None = None, draw_noise: Callable[[], torch.Tensor] | None = None
+               ) -> torch.Tensor:
         """Ancestral sampling over ``steps`` respaced timesteps; returns x0 (N, C).
 
         With ``z_null_ND`` and cfg_scale != 1, each step runs conditioned and unconditioned tokens
         in one batched call and mixes eps_u + cfg_scale * (eps_c - eps_u). ``clip_x0`` clamps the
         predicted x0 (IDDPM's clip_denoised): at the first respaced step alpha_bar is ~1e-9 and the
-        x0 estimate amplifies any error in eps by 1/sqrt(alpha_bar).
+        x0 estimate amplifies any error in eps by 1/sqrt(alpha_bar). ``draw_noise`` returns the (N, C)
+        noise of one draw in place of ``generator`` (the sampler draws each prompt's tokens from that
+        prompt's own generator, so a batch runs as one call).
         """
         N, device, dtype = z_ND.shape[0], z_ND.device, z_ND.dtype
         ts = respaced_timesteps(self.num_steps, steps)
@@ -86,7 +89,11 @@ class GaussianDiffusion:
         betas = 1 - ab / ab_prev
         guided = z_null_ND is not None and cfg_scale != 1.0
         z_all = torch.cat([z_ND, z_null_ND]) if guided else z_ND
-        x = torch.randn((N, channels), generator=generator, device="cpu").to(device, dtype)
+        def noise() -> torch.Tensor:
+            drawn = draw_noise() if draw_noise else torch.randn((N, channels), generator=generator, device="cpu")
+            return drawn.to(device, dtype)
+
+        x = noise()
         for i in reversed(range(len(ts))):
             t = torch.full((z_all.shape[0],), ts[i], device=device, dtype=torch.long)
             eps = model(torch.cat([x, x]) if guided else x, t, z_all)
@@ -101,8 +108,7 @@ class GaussianDiffusion:
             mean = (math.sqrt(a_prev) * beta / (1 - a)) * x0 + (math.sqrt(1 - beta) * (1 - a_prev) / (1 - a)) * x
             if i > 0:
                 var = beta * (1 - a_prev) / (1 - a)
-                noise = torch.randn((N, channels), generator=generator, device="cpu").to(device, dtype)
-                x = mean + math.sqrt(var) * temperature * noise
+                x = mean + math.sqrt(var) * temperature * noise()
             else:
                 x = mean
         return x

@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 
 from hart.config import HEAD_PRESETS, TRANSFORMER_PRESETS, DiffusionHeadConfig, TransformerConfig
 from hart.diffusion_head import DiffusionHead
-from hart.sampler import NullPrefix, SamplingSettings, generate
+from hart.sampler import NullPrefix, SamplingSettings, check_generators, generate
+from hart.seeding import prompt_generators
 from hart.text_encoder import TextEncoder, default_text_encoder_dir
 from hart.text_encoder_specs import ByteTokenizer, TextEncoderSpec, random_text_model
 from hart.transformer import HARTTransformer
@@ -153,8 +154,15 @@ class HARTPipeline:
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
     def __call__(self, prompts: str | list[str], seed: int = 0, batch_size: int = 8, progress: bool = True,
-                 **overrides) -> PipelineOutput:
-        """Generate one image per prompt. ``overrides``: cfg_scale, top_k, top_p, temperature, diffusion_steps."""
+                 generator: torch.Generator | list[torch.Generator] | None = None, **overrides) -> PipelineOutput:
+        """Generate one image per prompt. ``overrides``: cfg_scale, top_k, top_p, temperature, diffusion_steps.
+
+        Randomness, as in diffusers: by default prompt i gets its own CPU generator seeded with
+        ``hart.seeding.derive_seed(seed, i)``, so its image depends on (seed, i, prompt, settings)
+        only, not on ``batch_size`` or the other prompts. ``generator`` replaces ``seed``: a list of
+        CPU generators, one per prompt, or one generator shared by the whole call (images then
+        depend on the batching, as before per-prompt generators).
+        """
         prompts = self.text_encoder.check_prompts(prompts)
         unknown = set(overrides) - {f.name for f in dataclasses.fields(SamplingSettings)}
         if unknown:
@@ -162,16 +170,19 @@ class HARTPipeline:
         settings = dataclasses.replace(self.settings, **{k: v for k, v in overrides.items() if v is not None})
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        device = self.device
+        if generator is None:
+            generator = prompt_generators(seed, len(prompts))
+        check_generators(generator, len(prompts))
         dtype = next(self.transformer.parameters()).dtype
-        generator = torch.Generator(device=device).manual_seed(seed)
         null = self._encode([""], dtype)
         null_prefix = self._null_prefix(null) if settings.cfg_scale > 0 else None
         images: list[Image.Image] = []
-        chunks = [prompts[i:i + batch_size] for i in range(0, len(prompts), batch_size)]
-        for chunk in tqdm(chunks, desc="generate", disable=not progress or len(chunks) == 1):
+        starts = range(0, len(prompts), batch_size)
+        for i in tqdm(starts, desc="generate", disable=not progress or len(starts) == 1):
+            chunk = prompts[i:i + batch_size]
+            rows = generator[i:i + batch_size] if isinstance(generator, (list, tuple)) else generator
             out = generate(self.transformer, self.head, self.tokenizer, self._encode(chunk, dtype), null,
-                           settings, generator, null_prefix=null_prefix)
+                           settings, rows, null_prefix=null_prefix)
             images += [to_pil(x) for x in out.float()]
         return PipelineOutput(images=images)
 

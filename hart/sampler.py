@@ -3,9 +3,15 @@
 ``generate`` is a function of (transformer, head, tokenizer, text condition, settings, generator),
 built from named steps: ``prefill`` the text once into a KV cache, ``decode_scale`` K times (sample
 indices with the CFG ramp, update f_hat, build the next input), ``refine_residual`` (the 8-step
-residual diffusion on the final scale) and ``decode_image``. All randomness flows through the
-``torch.Generator`` passed in. ``use_cache=False`` runs the naive reference: the full
-teacher-forced forward at every scale (future inputs zero, invisible under the block-causal mask).
+residual diffusion on the final scale) and ``decode_image``. ``use_cache=False`` runs the naive
+reference: the full teacher-forced forward at every scale (future inputs zero, invisible under the
+block-causal mask).
+
+Randomness: all of it flows through ``generator``. One ``torch.Generator`` is shared by the whole
+batch (draws depend on the batch mates). A list of B CPU generators, one per prompt row, makes each
+row's image a function of its own generator only (``hart.seeding`` and ``HARTPipeline`` use this):
+row b's token draws and residual diffusion noise all come from generator b, drawn on the CPU and
+moved, so they do not depend on the batch size, the batch mates or the device.
 
 Classifier-free guidance: the batch holds the prompts then the null (empty) prompts; logits are
 mixed as (1 + t_k) l_cond - t_k l_null with t_k = cfg_scale * k / (K - 1) (VAR), and the head's
@@ -54,9 +60,30 @@ class SamplingSettings:
             raise ValueError(f"diffusion_steps must be >= 1, got {self.diffusion_steps}")
 
 
+# One generator for the whole batch, one CPU generator per prompt row, or torch's default generator.
+Generators = torch.Generator | list[torch.Generator] | None
+
+
+def check_generators(generator: Generators, batch: int) -> None:
+    """Raise a clear error unless ``generator`` is None, one generator or ``batch`` CPU generators."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return
+    if not isinstance(generator, (list, tuple)) or not all(isinstance(g, torch.Generator) for g in generator):
+        raise TypeError(f"generator must be a torch.Generator or a list of them, got {type(generator).__name__}")
+    if len(generator) != batch:
+        raise ValueError(f"got {len(generator)} generators for {batch} prompts: pass one generator per prompt")
+    devices = sorted({str(g.device) for g in generator if g.device.type != "cpu"})
+    if devices:
+        # Per-row draws are made on the CPU (the diffusion noise always is), then moved.
+        raise ValueError(f"per-prompt generators must be CPU generators, got {', '.join(devices)}")
+
+
 def sample_logits(logits_BlV: torch.Tensor, top_k: int, top_p: float, temperature: float,
-                  generator: torch.Generator | None) -> torch.Tensor:
-    """Indices (B, l) drawn from temperature / top-k / top-p filtered logits, without host syncs."""
+                  generator: Generators) -> torch.Tensor:
+    """Indices (B, l) drawn from temperature / top-k / top-p filtered logits, without host syncs.
+
+    With a list of B generators, row b's indices come from generator b alone (``draw_per_row``).
+    """
     logits = logits_BlV.float() / temperature
     V = logits.shape[-1]
     if 0 < top_k < V:
@@ -68,8 +95,29 @@ def sample_logits(logits_BlV: torch.Tensor, top_k: int, top_p: float, temperatur
         drop_sorted = cum - sorted_logits.softmax(-1) > top_p  # keep the smallest set reaching top_p
         drop = drop_sorted.scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
+    if isinstance(generator, (list, tuple)):
+        return draw_per_row(logits.softmax(-1), generator)
     probs = logits.softmax(-1).flatten(0, -2)
     return torch.multinomial(probs, 1, generator=generator).view(logits.shape[:-1])
+
+
+def draw_per_row(probs_BlV: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+    """Indices (B, l): one draw per token by inverting each token's CDF at a uniform from the row's
+    CPU generator. Row b's uniforms depend only on generators[b] and l, and the CDF of a row only on
+    that row's probabilities, so a row draws the same indices alone or in any batch.
+    """
+    B, V = probs_BlV.shape[0], probs_BlV.shape[-1]
+    check_generators(generators, B)
+    flat = probs_BlV.reshape(B, -1, V)  # (B, l, V) whatever the shape between B and V
+    l = flat.shape[1]
+    # 1 - U lies in (0, 1]: the target u * total is > 0, so a token of probability 0 is never the
+    # first to reach it, and <= total, so the search never runs off the end.
+    u = torch.stack([1 - torch.rand(l, generator=g) for g in generators]).to(flat.device, flat.dtype)
+    cdf = flat.cumsum(-1)
+    idx = torch.searchsorted(cdf, (u * cdf[..., -1]).unsqueeze(-1)).squeeze(-1)
+    # A parallel cumsum (GPU) may round a flat stretch of the CDF unevenly; never return a filtered token.
+    allowed = flat.gather(-1, idx.unsqueeze(-1)).squeeze(-1) > 0
+    return torch.where(allowed, idx, flat.argmax(-1)).view(probs_BlV.shape[:-1])
 
 
 def guide(logits: torch.Tensor, t: float, guided: bool) -> torch.Tensor:
@@ -125,25 +173,39 @@ def prefill_guided(ar: HARTTransformer, hidden_BTd: torch.Tensor, mask_BT: torch
 
 def refine_residual(ar: HARTTransformer, head: DiffusionHead, diffusion: GaussianDiffusion,
                     h_BlD: torch.Tensor, codes_BlC: torch.Tensor, s: SamplingSettings, t_last: float,
-                    guided: bool, generator: torch.Generator | None) -> torch.Tensor:
-    """The residual tokens (B, l, C) of the final scale, sampled by the head in ``steps`` steps."""
+                    guided: bool, generator: Generators) -> torch.Tensor:
+    """The residual tokens (B, l, C) of the final scale, sampled by the head in ``steps`` steps.
+
+    With one generator per row, the noise of row b's l tokens comes from generator b alone (drawn
+    row by row, then concatenated), so the batch still runs as one chain of head calls.
+    """
     z = ar.diffusion_condition(h_BlD, codes_BlC)  # (B or 2B, l, D)
     z_c, z_u = z.chunk(2) if guided else (z, None)
     B, l, _ = z_c.shape
     C = codes_BlC.shape[-1]
-    x = diffusion.sample(head, z_c.flatten(0, 1), C, s.diffusion_steps, generator,
-                         cfg_scale=1 + t_last if guided else 1.0,
-                         z_null_ND=z_u.flatten(0, 1) if guided else None, clip_x0=s.clip_residual)
+    cfg_scale = 1 + t_last if guided else 1.0
+
+    per_row = isinstance(generator, (list, tuple))
+
+    def draw_noise() -> torch.Tensor:  # (B l, C), row-major: row b's tokens from generator b
+        return torch.cat([torch.randn(l, C, generator=g) for g in generator])
+
+    x = diffusion.sample(head, z_c.flatten(0, 1), C, s.diffusion_steps, None if per_row else generator,
+                         cfg_scale=cfg_scale, z_null_ND=z_u.flatten(0, 1) if guided else None,
+                         clip_x0=s.clip_residual, draw_noise=draw_noise if per_row else None)
     return x.view(B, l, C) / head.config.residual_scale
 
 
 @torch.no_grad()
 def generate(ar: HARTTransformer, head: DiffusionHead, tokenizer: HybridTokenizer,
              text: tuple[torch.Tensor, torch.Tensor], null_text: tuple[torch.Tensor, torch.Tensor],
-             settings: SamplingSettings, generator: torch.Generator | None = None,
+             settings: SamplingSettings, generator: Generators = None,
              use_cache: bool = True, use_residual: bool = True,
              null_prefix: NullPrefix | None = None) -> torch.Tensor:
     """Images (B, 3, H, W) in [-1, 1] for text = (hidden (B, T, d), mask (B, T)).
+
+    ``generator``: one generator for the batch, or a list of B CPU generators, one per row (see the
+    module docstring).
 
     ``null_text`` is the encoded empty prompt, (1, T0, d) and (1, T0), broadcast over the batch.
     ``null_prefix``: ``NullPrefix.compute(ar, null_text)`` kept by the caller across calls (it must
@@ -154,6 +216,7 @@ def generate(ar: HARTTransformer, head: DiffusionHead, tokenizer: HybridTokenize
     guided = s.cfg_scale > 0
     hidden, mask = prepare_text(text, null_text if guided else None)
     B = text[0].shape[0]
+    check_generators(generator, B)
     K, pn, C = cfg.num_scales, cfg.patch_nums, cfg.latent_channels
     diffusion = GaussianDiffusion(head.config.train_steps)
     rows = hidden.shape[0]

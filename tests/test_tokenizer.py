@@ -165,3 +165,17 @@ def test_group_norms_never_normalise_single_channels(name):
     assert norms and all(m.num_channels // m.num_groups >= 2 for m in norms)
     if PRESETS[name].ch >= 128:  # the full-size model keeps VAR's 32 groups
         assert all(m.num_groups == 32 for m in norms)
+
+
+def test_nan_weights_are_an_error_naming_the_component_not_nan_images(tiny_tokenizer, tiny_images):
+    from tokenizer.finite import NonFiniteError
+
+    codes = tiny_tokenizer.encode(tiny_images)
+    with torch.no_grad():
+        tiny_tokenizer.decoder.conv_out.weight.fill_(float("nan"))
+    with pytest.raises(NonFiniteError, match="tokenizer decoder"):
+        tiny_tokenizer.decode(codes)
+    with torch.no_grad():
+        tiny_tokenizer.quant_conv.weight.fill_(float("inf"))
+    with pytest.raises(NonFiniteError, match="tokenizer encoder"):
+        tiny_tokenizer.encode(tiny_images)

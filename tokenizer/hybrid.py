@@ -20,6 +20,7 @@ from torch import nn
 from tokenizer.autoencoder import Decoder, Encoder
 from tokenizer.checkpoint import build_on_meta, load_config, load_weights, save_component
 from tokenizer.config import TokenizerConfig, get_preset
+from tokenizer.finite import require_finite
 from tokenizer.quantizer import MultiScaleQuantizer
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
@@ -99,7 +100,7 @@ class HybridTokenizer(nn.Module):
     def encode(self, images: torch.Tensor) -> HybridCodes:
         """Tokenize images (B, 3, H, W) in [-1, 1] into K index maps and the residual."""
         self.check_images(images)
-        f = self.encode_latent(images)
+        f = require_finite(self.encode_latent(images), "tokenizer encoder")
         q = self.quantizer(f)
         f_hat = self.quantizer.indices_to_f_hat(q.indices)
         return HybridCodes(indices=q.indices, residual=f - f_hat)
@@ -110,8 +111,8 @@ class HybridTokenizer(nn.Module):
         self.check_codes(codes)
         f_hat = self.quantizer.indices_to_f_hat(codes.indices)
         if use_residual:
-            f_hat = f_hat + codes.residual
-        return self.decode_latent(f_hat).clamp(-1.0, 1.0)
+            f_hat = f_hat + require_finite(codes.residual, "residual of the given codes")
+        return require_finite(self.decode_latent(f_hat), "tokenizer decoder").clamp(-1.0, 1.0)
 
     def check_codes(self, codes: HybridCodes) -> None:
         pn = self.config.patch_nums
