@@ -109,10 +109,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     n = 4 if args.n is None else args.n
     t0 = time.perf_counter()
+    path = writable_file(Path(args.out or "outputs/out.png"))  # before the work, not after it
     pipe = load_pipeline(args.model, args.text_encoder, args.device or "cpu")
     out = pipe([args.prompt] * n, seed=args.seed, batch_size=args.batch_size, **sampling_flags(args))
-    path = Path(args.out or "outputs/out.png")
-    path.parent.mkdir(parents=True, exist_ok=True)
     if args.grid or n == 1:
         image_grid(out.images, min(n, GRID_COLUMNS)).save(path)
         written = [path]
@@ -122,6 +121,23 @@ def cmd_generate(args: argparse.Namespace) -> int:
             img.save(p)
     print(f"wrote {', '.join(map(str, written))} in {time.perf_counter() - t0:.1f} s")
     return 0
+
+
+def writable_file(path: Path) -> Path:
+    """``path`` if a PNG can be written there (its folder is created), else a clear error."""
+    import os
+
+    if path.is_dir():
+        raise ValueError(f"--out {path} is a directory; give a file name such as {path / 'out.png'}")
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"--out {path}: the output must be a .png file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OSError(f"cannot create the output folder {path.parent}: {e.strerror}") from e
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise PermissionError(f"cannot write {path}: no write permission; choose another --out")
+    return path
 
 
 def generate_from_file(args: argparse.Namespace) -> int:

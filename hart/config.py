@@ -6,6 +6,7 @@ Frozen dataclasses saved as ``config.json`` beside the weights; named presets in
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from tokenizer.config import PATCH_NUMS_256, PATCH_NUMS_512, PATCH_NUMS_1024
@@ -70,6 +71,12 @@ class DiffusionHeadConfig:
     train_steps: int = 1000
     batch_mul: int = 4
     residual_scale: float = 1.0 / 0.6  # replaced by 1 / std of residuals measured at training start
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.residual_scale) and self.residual_scale > 0):
+            raise ValueError(f"residual_scale must be a finite number > 0, got {self.residual_scale}")
+        if min(self.width, self.depth, self.latent_channels, self.cond_dim, self.train_steps, self.batch_mul) < 1:
+            raise ValueError("width, depth, latent_channels, cond_dim, train_steps and batch_mul must be >= 1")
 
 
 def _small(depth: int, width: int, heads: int, patch_nums, vocab: int, C: int, text_dim: int,

@@ -23,7 +23,7 @@ from hart.seeding import prompt_generators
 from hart.text_encoder import TextEncoder, default_text_encoder_dir
 from hart.text_encoder_specs import ByteTokenizer, TextEncoderSpec, random_text_model
 from hart.transformer import HARTTransformer
-from tokenizer.checkpoint import build_on_meta, load_config, load_weights, save_component, save_json
+from tokenizer.checkpoint import CheckpointError, build_on_meta, load_config, load_weights, save_component, save_json
 from tokenizer.config import PRESETS as TOKENIZER_PRESETS
 from tokenizer.data.images import to_pil
 from tokenizer.hybrid import HybridTokenizer
@@ -119,8 +119,10 @@ class HARTPipeline:
             load_weights(root / "text_encoder", te.model)
         head = _load(root / "diffusion_head", DiffusionHeadConfig, DiffusionHead)
         tok = HybridTokenizer.from_pretrained(root / "tokenizer")
-        settings = load_config(root, SamplingSettings, "pipeline.json") if (root / "pipeline.json").is_file() \
-            else SamplingSettings()
+        if not (root / "pipeline.json").is_file():
+            raise CheckpointError(f"{root / 'pipeline.json'} not found: a model directory holds the model's sampling "
+                                  "defaults there; re-save it with save_pretrained (or write the file)")
+        settings = load_config(root, SamplingSettings, "pipeline.json")
         return cls(te, ar, head, tok, spec, settings).to(device)
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:

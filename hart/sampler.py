@@ -27,6 +27,7 @@ Shapes: B prompts, T text tokens, l tokens of one scale, V vocabulary, C latent 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -35,6 +36,8 @@ from hart.diffusion import GaussianDiffusion
 from hart.diffusion_head import DiffusionHead
 from hart.kv_cache import KVCache
 from hart.transformer import HARTTransformer
+from tokenizer.config_types import checked_fields
+from tokenizer.finite import NonFiniteError, require_finite
 from tokenizer.hybrid import HybridTokenizer
 
 
@@ -48,6 +51,8 @@ class SamplingSettings:
     clip_residual: float = 5.0  # bound on the head's x0 estimate, in units of the scaled residual
 
     def __post_init__(self) -> None:
+        for name, value in checked_fields(SamplingSettings, dataclasses.asdict(self)).items():
+            object.__setattr__(self, name, value)  # ints stay ints, floats are finite floats
         if self.cfg_scale < 0:
             raise ValueError(f"cfg_scale must be >= 0, got {self.cfg_scale}")
         if not 0 < self.top_p <= 1:
@@ -58,6 +63,8 @@ class SamplingSettings:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if self.diffusion_steps < 1:
             raise ValueError(f"diffusion_steps must be >= 1, got {self.diffusion_steps}")
+        if self.clip_residual <= 0:
+            raise ValueError(f"clip_residual must be > 0, got {self.clip_residual}")
 
 
 # One generator for the whole batch, one CPU generator per prompt row, or torch's default generator.
@@ -114,7 +121,8 @@ def draw_per_row(probs_BlV: torch.Tensor, generators: list[torch.Generator]) -> 
     # first to reach it, and <= total, so the search never runs off the end.
     u = torch.stack([1 - torch.rand(l, generator=g) for g in generators]).to(flat.device, flat.dtype)
     cdf = flat.cumsum(-1)
-    idx = torch.searchsorted(cdf, (u * cdf[..., -1]).unsqueeze(-1)).squeeze(-1)
+    # clamp: NaN probabilities (corrupt weights, reported by ``generate``) would search past the end
+    idx = torch.searchsorted(cdf, (u * cdf[..., -1]).unsqueeze(-1)).squeeze(-1).clamp_max(V - 1)
     # A parallel cumsum (GPU) may round a flat stretch of the CDF unevenly; never return a filtered token.
     allowed = flat.gather(-1, idx.unsqueeze(-1)).squeeze(-1) > 0
     return torch.where(allowed, idx, flat.argmax(-1)).view(probs_BlV.shape[:-1])
@@ -193,7 +201,7 @@ def refine_residual(ar: HARTTransformer, head: DiffusionHead, diffusion: Gaussia
     x = diffusion.sample(head, z_c.flatten(0, 1), C, s.diffusion_steps, None if per_row else generator,
                          cfg_scale=cfg_scale, z_null_ND=z_u.flatten(0, 1) if guided else None,
                          clip_x0=s.clip_residual, draw_noise=draw_noise if per_row else None)
-    return x.view(B, l, C) / head.config.residual_scale
+    return require_finite(x, "diffusion head").view(B, l, C) / head.config.residual_scale
 
 
 @torch.no_grad()
@@ -232,6 +240,7 @@ def generate(ar: HARTTransformer, head: DiffusionHead, tokenizer: HybridTokenize
     inputs = hidden.new_zeros(rows, cfg.image_tokens - 1, C)  # the naive path's growing input
     f_hat = hidden.new_zeros(B, C, pn[-1], pn[-1])
     first = 0
+    finite = torch.ones((), dtype=torch.bool, device=hidden.device)  # checked once, after the loop (no syncs)
     for k, p in enumerate(pn):
         if k > 0:
             x = inputs[:, first - 1:first - 1 + p * p]
@@ -244,6 +253,7 @@ def generate(ar: HARTTransformer, head: DiffusionHead, tokenizer: HybridTokenize
             all_logits, all_h = ar(hidden, mask, inputs)
             logits, h = all_logits[:, :1], all_h[:, :1]
         t = s.cfg_scale * k / max(K - 1, 1)
+        finite &= torch.isfinite(logits).all()
         idx = sample_logits(guide(logits, t, guided), s.top_k, s.top_p, s.temperature, generator)
         codes = tokenizer.quantizer.lookup(idx.view(B, p, p))  # (B, C, p, p)
         f_hat, nxt = tokenizer.quantizer.next_scale_input(k, f_hat, codes)
@@ -252,6 +262,9 @@ def generate(ar: HARTTransformer, head: DiffusionHead, tokenizer: HybridTokenize
             step_in = nxt.flatten(2).transpose(1, 2)
             inputs[:, first + p * p - 1:first + p * p - 1 + n] = step_in.repeat(rows // B, 1, 1)
         first += p * p
+    if not bool(finite):
+        raise NonFiniteError("the transformer produced non-finite logits (NaN or inf): its weights or the text "
+                             "states are corrupt; reload the model")
     if use_residual:
         codes_BlC = codes.flatten(2).transpose(1, 2).repeat(rows // B, 1, 1)
         residual = refine_residual(ar, head, diffusion, h, codes_BlC, s, t, guided, generator)
@@ -284,4 +297,4 @@ def pad_left(x: torch.Tensor, length: int) -> torch.Tensor:
 
 def decode_image(tokenizer: HybridTokenizer, latent: torch.Tensor) -> torch.Tensor:
     """Decode a latent (B, C, h, h) to images (B, 3, H, W) in [-1, 1]."""
-    return tokenizer.decode_latent(latent).clamp(-1.0, 1.0)
+    return require_finite(tokenizer.decode_latent(latent), "tokenizer decoder").clamp(-1.0, 1.0)

@@ -69,6 +69,12 @@ class TextEncoder(nn.Module):
         bad = [type(p).__name__ for p in prompts if not isinstance(p, str)]
         if bad:
             raise TypeError(f"every prompt must be a string, got {', '.join(sorted(set(bad)))}")
+        for i, p in enumerate(prompts):
+            try:
+                p.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise ValueError(f"prompt {i} is not valid text ({e.reason} at character {e.start}, e.g. a lone "
+                                 "surrogate from a broken decode); fix its encoding") from None
         return list(prompts)
 
     @torch.no_grad()
