@@ -1,6 +1,6 @@
 """Latent-diffusion baselines built with ``diffusers`` from configs (random weights, no download).
 
-DESIGN.md section 10: a PixArt-Sigma-sized DiT (``PixArtTransformer2DModel``: 28 layers, 16 heads
+docs/design.md section 10: a PixArt-Sigma-sized DiT (``PixArtTransformer2DModel``: 28 layers, 16 heads
 x 72, 0.61B, 20 steps) and an SD3-medium-sized MMDiT (``SD3Transformer2DModel``: 24 layers, 24
 heads x 64, 2.03B, 28 steps), each with classifier-free guidance (the denoiser runs on a batch of
 2B: prompts and null prompts), its own scheduler (DPM-Solver++ and flow-matching Euler, as their

@@ -27,7 +27,7 @@ COMMON_TRAIN_HELP = {
 }
 
 TRAIN_TOKENIZER_HELP = {**COMMON_TRAIN_HELP,
-    "out_dir": "run directory: checkpoint.pt, log.jsonl, samples/ and final/ (the saved tokenizer)",
+    "out_dir": "run directory: checkpoint.safetensors, log.jsonl, samples/ and final/ (the saved tokenizer)",
     "data": "data sources: 'shapes', 'emoji', 'sklearn-samples' or image folders (random rescaled crops)",
     "model": "tokenizer preset name (see tokenizer.PRESETS) or a TokenizerConfig JSON file",
     "l1_weight": "weight of the L1 reconstruction loss",
@@ -44,7 +44,7 @@ TRAIN_TOKENIZER_HELP = {**COMMON_TRAIN_HELP,
     "seed": "seed of the initialisation, the data stream and the path choices",
     "mixed_precision": "'no', 'bf16' or 'fp16' (accelerate)",
     "num_workers": "data loader worker processes",
-    "init_from": "start from these weights: a run's checkpoint.pt (or its directory) or a saved tokenizer",
+    "init_from": "start from these weights: a run's checkpoint.safetensors (or its directory) or a saved tokenizer",
     "pca_init_images": "initialise a patch_skip model as a patch PCA of this many training images (0: off)",
     "freeze": "parts left untrained: encoder quant_conv quantizer post_quant_conv decoder "
               "(HART's decoder fine-tune: encoder quant_conv)",
@@ -52,7 +52,7 @@ TRAIN_TOKENIZER_HELP = {**COMMON_TRAIN_HELP,
 
 
 TRAIN_HART_HELP = {**COMMON_TRAIN_HELP,
-    "out_dir": "run directory: checkpoint.pt, log.jsonl, samples/ and final/ (a HARTPipeline directory)",
+    "out_dir": "run directory: checkpoint.safetensors, log.jsonl, samples/ and final/ (a HARTPipeline directory)",
     "data": "'shapes', 'emoji' (Noto Color Emoji font, see tokenizer.data.emoji) or an image-text folder",
     "preset": "pipeline preset of the transformer, head and text encoder (e.g. cpu-64, tiny)",
     "tokenizer": "trained tokenizer (shipped name or directory), frozen; empty: the preset's, random",

@@ -1,4 +1,4 @@
-"""Configurations of the AR transformer and the residual diffusion head (DESIGN.md sections 3, 4).
+"""Configurations of the AR transformer and the residual diffusion head (docs/design.md sections 3, 4).
 
 Frozen dataclasses saved as ``config.json`` beside the weights; named presets in plain dicts.
 """

@@ -1,4 +1,4 @@
-"""Captioned training data for the transformer (DESIGN.md section 7).
+"""Captioned training data for the transformer (docs/design.md section 7).
 
 ``shapes`` is the procedural set of ``tokenizer.data.shapes``, ``emoji`` the Noto Color Emoji
 glyphs named by the ``emoji`` package (``tokenizer.data.emoji``); a folder is an image-text folder:

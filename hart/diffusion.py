@@ -1,4 +1,4 @@
-"""Gaussian diffusion of the residual tokens (DESIGN.md section 4), written from the papers.
+"""Gaussian diffusion of the residual tokens (docs/design.md section 4), written from the papers.
 
 Forward process and posterior: DDPM (Ho et al. 2020, Eq. 4, 6, 7); cosine schedule and respacing:
 IDDPM (Nichol & Dhariwal 2021, Eq. 17 and Sec. 4). Epsilon prediction, fixed posterior variance

@@ -1,4 +1,4 @@
-"""Residual diffusion head: MAR's MLP with adaLN (DESIGN.md section 4; MAR Sec. 3.3, HART Sec. 3.3).
+"""Residual diffusion head: MAR's MLP with adaLN (docs/design.md section 4; MAR Sec. 3.3, HART Sec. 3.3).
 
 Predicts the noise in a noisy residual token x_t (B, C) given the timestep and the per-token
 condition z (B, D) from the transformer. The noise schedule, loss and sampler live in

@@ -1,4 +1,4 @@
-"""A preallocated key/value cache for scale-by-scale decoding (STYLE.md 7, gpt-fast).
+"""A preallocated key/value cache for scale-by-scale decoding (after gpt-fast: preallocated buffers, no host syncs).
 
 One buffer pair per block, shaped (B, H, S_max, head_dim); the transformer writes the keys and
 values of the tokens it runs at ``[start, start + l)`` and attends over ``[0, start + l)``. The

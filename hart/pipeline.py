@@ -1,4 +1,4 @@
-"""The Python API: ``HARTPipeline`` (DESIGN.md sections 6 and 9).
+"""The Python API: ``HARTPipeline`` (docs/design.md sections 6 and 9).
 
 A model directory holds ``tokenizer/``, ``transformer/`` and ``diffusion_head/`` (each
 ``config.json`` + ``model.safetensors``), ``text_encoder/config.json`` (a ``TextEncoderSpec``, plus

@@ -2,7 +2,7 @@
 
 The head dimension is split in two halves, one rotated by the row coordinate and one by the
 column coordinate, each with the usual pairing (x_i, x_{i+d/2}) inside its half, so every rotation
-is a true rotation (the public HART code pairs x and y frequencies, a known defect: DESIGN.md 4).
+is a true rotation (the public HART code pairs x and y frequencies, a known defect: docs/design.md section 3).
 Token (i, j) of scale p_k sits at ((i + 0.5) p_K / p_k, (j + 0.5) p_K / p_k): the same place in the
 picture has the same position at every scale. Text tokens are not rotated (cos 1, sin 0): the
 text encoder has already encoded their order.

@@ -1,4 +1,4 @@
-"""The unified sampler of HART (DESIGN.md section 6; HART Sec. 3.3, VAR Alg. 2).
+"""The unified sampler of HART (docs/design.md section 6; HART Sec. 3.3, VAR Alg. 2).
 
 ``generate`` is a function of (transformer, head, tokenizer, text condition, settings, generator),
 built from named steps: ``prefill`` the text once into a KV cache, ``decode_scale`` K times (sample
@@ -262,7 +262,7 @@ def generate(ar: HARTTransformer, head: DiffusionHead, tokenizer: HybridTokenize
             step_in = nxt.flatten(2).transpose(1, 2)
             inputs[:, first + p * p - 1:first + p * p - 1 + n] = step_in.repeat(rows // B, 1, 1)
         first += p * p
-    if not bool(finite):
+    if not finite.is_meta and not bool(finite):  # meta: FLOP counting, no values
         raise NonFiniteError("the transformer produced non-finite logits (NaN or inf): its weights or the text "
                              "states are corrupt; reload the model")
     if use_residual:

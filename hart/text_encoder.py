@@ -1,4 +1,4 @@
-"""Text encoder: a ``transformers`` model and tokenizer loaded from a local directory (DESIGN.md s. 5).
+"""Text encoder: a ``transformers`` model and tokenizer loaded from a local directory (docs/design.md section 5).
 
 Returns the last hidden states (B, T, d_text) and a boolean mask (B, T), **left-aligned padding**:
 valid tokens end at position T - 1 for every prompt, so the transformer reads the logits of the

@@ -1,4 +1,4 @@
-"""Scale-wise autoregressive transformer of HART (DESIGN.md section 3; VAR Sec. 3, HART Sec. 3.2).
+"""Scale-wise autoregressive transformer of HART (docs/design.md section 3; VAR Sec. 3, HART Sec. 3.2).
 
 Sequence: [text context (T tokens, left-padded, projected d_text -> D)] + the next-scale inputs of
 scales 2..K (``word_embed``: C -> D, plus ``lvl_embed``). Attention is block-causal over scales:

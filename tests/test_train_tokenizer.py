@@ -117,3 +117,20 @@ def test_training_on_an_image_folder(tmp_path):
         Image.fromarray(pixels).save(folder / f"{i}.png")
     final = train_tokenizer(tiny_run(tmp_path / "run", data=(str(folder),), steps=2, sample_every=1))
     assert HybridTokenizer.from_pretrained(final).config.image_size == 16
+
+
+def test_the_discriminator_steps_on_its_own_loss_only(tmp_path):
+    """The generator's adversarial loss also reaches the discriminator's weights; those gradients
+    must be dropped before the discriminator's step, else a huge gan_weight turns it around."""
+    from tokenizer.losses import hinge_d_loss
+
+    cfg = tiny_run(tmp_path, steps=1, gan_weight=1e6, gan_start=0, sample_every=0, lr=1e-2, warmup_steps=1)
+    trainer = TokenizerTrainer(cfg)
+    images = next(iter(trainer.loader()))
+    with torch.no_grad():
+        fake = trainer.model(images, use_residual=True).recon
+        before = hinge_d_loss(trainer.disc(images), trainer.disc(fake)).item()
+    trainer.train_step(images, use_residual=True)
+    with torch.no_grad():
+        after = hinge_d_loss(trainer.disc(images), trainer.disc(fake)).item()
+    assert after < before

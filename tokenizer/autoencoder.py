@@ -1,4 +1,4 @@
-"""VQGAN-style convolutional encoder and decoder (DESIGN.md section 2).
+"""VQGAN-style convolutional encoder and decoder (docs/design.md section 2).
 
 ResNet blocks with GroupNorm and SiLU, strided-conv downsampling, nearest-neighbour upsampling and
 self-attention in the middle and after each block of the lowest-resolution level, as in the

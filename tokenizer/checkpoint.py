@@ -1,4 +1,4 @@
-"""Self-describing component checkpoints: ``config.json`` + ``model.safetensors`` (DESIGN.md s. 9).
+"""Self-describing component checkpoints: ``config.json`` + ``model.safetensors`` (docs/design.md section 9).
 
 Writes are atomic (temporary file, then rename) so an interrupted save never destroys what was on
 disk. Loading builds the module on the meta device and assigns the stored tensors strictly, so a

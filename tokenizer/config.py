@@ -1,4 +1,4 @@
-"""Configuration of the hybrid tokenizer (DESIGN.md section 2).
+"""Configuration of the hybrid tokenizer (docs/design.md section 2).
 
 One frozen dataclass describes a tokenizer completely: the autoencoder widths, the codebook and
 the multi-scale quantizer's scales. It is saved as ``config.json`` beside the weights and loaded
@@ -95,7 +95,7 @@ class TokenizerConfig:
 
 
 PRESETS: dict[str, TokenizerConfig] = {
-    # Full-size HART tokenizer (DESIGN.md section 2): V 4096, C 32, ch 160, f = 16.
+    # Full-size HART tokenizer (docs/design.md section 2): V 4096, C 32, ch 160, f = 16.
     "hart-256": TokenizerConfig(image_size=256, patch_nums=PATCH_NUMS_256),
     "hart-512": TokenizerConfig(image_size=512, patch_nums=PATCH_NUMS_512),
     "hart-1024": TokenizerConfig(image_size=1024, patch_nums=PATCH_NUMS_1024),

@@ -1,4 +1,4 @@
-"""Training loop of the hybrid tokenizer (DESIGN.md sections 2 and 8).
+"""Training loop of the hybrid tokenizer (docs/design.md sections 2 and 8).
 
 Each step reconstructs the batch through one decoder path picked with probability 0.5: the
 continuous path decode(f) or the discrete path decode(f_hat) (HART Sec. 3.1, alternating training),
@@ -239,7 +239,7 @@ class TokenizerTrainer:
                                      f"(kind {state.get('kind')!r}); use a new --out-dir")
         if state["model_config"] != self.model_cfg.to_dict():
             raise RuntimeError(f"checkpoint {path} was trained with another model configuration; "
-                               "use a new --out directory or the same --model")
+                               "use a new --out-dir or the same --model")
         check_resume_config(state["train_config"], dataclasses.asdict(self.cfg), path)
         if state["init_digest"] != self.init_digest:
             raise RuntimeError(
@@ -274,7 +274,8 @@ class TokenizerTrainer:
             self.acc.backward(loss)
             if self.acc.sync_gradients:
                 self.optimizer_step(loss, {"loss": loss, "rec": rec, "vq": out.vq_loss})
-            if gan_on:
+            if gan_on:  # the generator's loss left gradients on the discriminator: drop them first
+                self.disc_opt.zero_grad(set_to_none=True)
                 d_loss = hinge_d_loss(self.disc(images), self.disc(out.recon.detach()))
                 self.acc.backward(d_loss)
                 self.disc_opt.step()
@@ -372,7 +373,7 @@ class TokenizerTrainer:
                 fs.append(logs.pop("f"))
                 seen += images.shape[0] * self.acc.num_processes
             self.step += 1
-            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+            if self.step % cfg.log_every == 0 or self.step == stop:
                 row = {k: round(v, 6) for k, v in reduce_logs(self.acc, logs).items()}
                 row.update(path="hybrid" if use_residual else "discrete", step=self.step,
                            lr=lr_at(self.step - 1, cfg), img_s=seen / (time.perf_counter() - t0),

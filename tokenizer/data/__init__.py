@@ -1,4 +1,4 @@
-"""Training data for the tokenizer and the transformer (DESIGN.md section 7).
+"""Training data for the tokenizer and the transformer (docs/design.md section 7).
 
 Every dataset here is an indexable stream: item ``i`` is a deterministic function of
 ``(seed, i)``, so that a training run resumed at step s sees exactly the batches it would have

@@ -1,4 +1,4 @@
-"""Procedural captioned shapes (DESIGN.md section 7): one object on a plain background.
+"""Procedural captioned shapes (docs/design.md section 7): one object on a plain background.
 
 Item i is drawn from ``numpy.random.default_rng([seed, i])``: the attributes are uniform over the
 grammar, colours, sizes and positions are jittered, and edges are anti-aliased by drawing at

@@ -34,7 +34,7 @@ class Interleave:
 def image_stream(specs: Sequence[str], size: int, seed: int = 0, max_zoom_out: float = 8.0):
     """An indexable stream of (3, size, size) images in [-1, 1] from data specifications.
 
-    Each spec is ``shapes`` (DESIGN.md section 7), ``emoji`` (Noto Color Emoji glyphs),
+    Each spec is ``shapes`` (docs/design.md section 7), ``emoji`` (Noto Color Emoji glyphs),
     ``sklearn-samples`` (scikit-learn's two sample photos) or the path of an image folder (random
     rescaled crops).
     """
