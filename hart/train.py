@@ -315,6 +315,8 @@ class HARTTrainer:
                 self.save_checkpoint()
             raise
         finally:
+            if getattr(self, "bar", None) is not None:
+                self.bar.close()  # ends the bar's line, so a message after it starts on its own
             if self.rundir is not None:
                 self.rundir.release()
 
@@ -330,7 +332,7 @@ class HARTTrainer:
                               self.acc.num_processes)
         batches = iter(torch.utils.data.DataLoader(Indexed(self.data), batch_sampler=sampler, collate_fn=collate,
                                                    num_workers=cfg.num_workers))
-        bar = tqdm(total=cfg.steps, initial=self.step, desc="hart", disable=not self.acc.is_main_process)
+        self.bar = bar = tqdm(total=cfg.steps, initial=self.step, desc="hart", disable=not self.acc.is_main_process)
         t0, seen = time.perf_counter(), 0
         while self.step < stop:
             for group in self.opt.param_groups:

@@ -345,6 +345,8 @@ class TokenizerTrainer:
                 self.save_checkpoint()
             raise
         finally:
+            if getattr(self, "bar", None) is not None:
+                self.bar.close()  # ends the bar's line, so a message after it starts on its own
             if self.rundir is not None:
                 self.rundir.release()
 
@@ -358,7 +360,8 @@ class TokenizerTrainer:
         if self.acc.is_main_process:
             save_json(self.out / "train_config.json", dataclasses.asdict(cfg))
         batches = iter(self.loader())
-        bar = tqdm(total=cfg.steps, initial=self.step, desc="tokenizer", disable=not self.acc.is_main_process)
+        self.bar = bar = tqdm(total=cfg.steps, initial=self.step, desc="tokenizer",
+                              disable=not self.acc.is_main_process)
         t0, seen = time.perf_counter(), 0
         self.model.train()
         while self.step < stop:
