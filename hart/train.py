@@ -46,6 +46,7 @@ from hart.training.distributed import (
     reduce_logs,
     refuse_unsupported_distribution,
     single_process_launch_note,
+    slow_bf16_note,
     sum_over_processes,
 )
 from hart.training.loop import NonFiniteGuard, RunLog, check_finite_weights, check_resume_config, sample_generator
@@ -141,6 +142,7 @@ class HARTTrainer:
         refuse_unsupported_distribution(self.acc)
         self.rundir = RunDirectory(self.out, resume, overwrite) if self.acc.is_main_process else None
         self.say(single_process_launch_note(self.acc))
+        self.say(slow_bf16_note(self.acc))
         self.pipe = HARTPipeline.from_preset(cfg.preset, seed=cfg.seed)
         if cfg.tokenizer:
             self.pipe.tokenizer = HybridTokenizer.from_pretrained(cfg.tokenizer)

@@ -43,6 +43,7 @@ from hart.training.distributed import (
     reduce_logs,
     refuse_unsupported_distribution,
     single_process_launch_note,
+    slow_bf16_note,
     sum_over_processes,
 )
 from hart.training.loop import NonFiniteGuard, RunLog, check_finite_weights, check_resume_config
@@ -151,9 +152,9 @@ class TokenizerTrainer:
         self.acc = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
         refuse_unsupported_distribution(self.acc)
         self.rundir = RunDirectory(self.out, resume, overwrite) if self.acc.is_main_process else None
-        note = single_process_launch_note(self.acc)
-        if note and self.acc.is_main_process:
-            print(f"hart train-tokenizer: {note}", file=sys.stderr)
+        for note in (single_process_launch_note(self.acc), slow_bf16_note(self.acc)):
+            if note and self.acc.is_main_process:
+                print(f"hart train-tokenizer: {note}", file=sys.stderr)
         self.layout = current_layout(self.acc, cfg)
         torch.manual_seed(cfg.seed)
         self.model_cfg = cfg.model_config()

@@ -77,6 +77,16 @@ def refuse_unsupported_distribution(acc: Accelerator) -> None:
                            "(configs/accelerate/multi-gpu.yaml)")
 
 
+def slow_bf16_note(acc: Accelerator) -> str | None:
+    """bf16 autocast on a CPU without bf16 hardware runs emulated kernels, several times slower than fp32."""
+    import torch
+
+    if acc.device.type == "cpu" and acc.mixed_precision == "bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return ("bf16 autocast on this CPU is emulated (no AVX512-BF16 / AMX) and several times slower than fp32 "
+                "(benchmarks/train_throughput.py); --mixed-precision no is faster here")
+    return None
+
+
 def reduce_logs(acc: Accelerator, logs: dict[str, torch.Tensor | float]) -> dict[str, float]:
     """The mean over processes of each scalar log entry (one all-reduce for all of them)."""
     keys = sorted(logs)
