@@ -49,7 +49,14 @@ from hart.training.distributed import (
     slow_bf16_note,
     sum_over_processes,
 )
-from hart.training.loop import NonFiniteGuard, RunLog, check_finite_weights, check_resume_config, sample_generator
+from hart.training.loop import (
+    NonFiniteGuard,
+    RunLog,
+    check_finite_weights,
+    check_resume_config,
+    run_owned,
+    sample_generator,
+)
 from hart.training.rundir import RunDirectory
 from hart.training.schedule import check_run_lengths, ema_update_, lr_at
 from hart.training.state import STATE_NAME, load_training_state, refuse_legacy_checkpoint, save_training_state
@@ -308,19 +315,7 @@ class HARTTrainer:
         Returns the ``final`` model directory, or None when stopped early. Holds the run directory's
         lock meanwhile; Ctrl-C writes a checkpoint first (single process) and re-raises.
         """
-        if self.rundir is not None:
-            self.rundir.acquire()
-        try:
-            return self.train(until)
-        except KeyboardInterrupt:
-            if self.acc.num_processes == 1 and self.step > 0:
-                self.save_checkpoint()
-            raise
-        finally:
-            if getattr(self, "bar", None) is not None:
-                self.bar.close()  # ends the bar's line, so a message after it starts on its own
-            if self.rundir is not None:
-                self.rundir.release()
+        return run_owned(self, until)
 
     def train(self, until: int | None = None) -> Path | None:
         cfg = self.cfg

@@ -46,7 +46,7 @@ from hart.training.distributed import (
     slow_bf16_note,
     sum_over_processes,
 )
-from hart.training.loop import NonFiniteGuard, RunLog, check_finite_weights, check_resume_config
+from hart.training.loop import NonFiniteGuard, RunLog, check_finite_weights, check_resume_config, run_owned
 from hart.training.rundir import RunDirectory
 from hart.training.schedule import check_run_lengths, lr_at
 from hart.training.state import (
@@ -337,19 +337,7 @@ class TokenizerTrainer:
         Returns the ``final`` model directory, or None when stopped early. Holds the run directory's
         lock meanwhile; Ctrl-C writes a checkpoint first (single process) and re-raises.
         """
-        if self.rundir is not None:
-            self.rundir.acquire()
-        try:
-            return self.train(until)
-        except KeyboardInterrupt:
-            if self.acc.num_processes == 1 and self.step > 0:
-                self.save_checkpoint()
-            raise
-        finally:
-            if getattr(self, "bar", None) is not None:
-                self.bar.close()  # ends the bar's line, so a message after it starts on its own
-            if self.rundir is not None:
-                self.rundir.release()
+        return run_owned(self, until)
 
     def train(self, until: int | None = None) -> Path | None:
         """The loop of ``run``."""

@@ -109,3 +109,26 @@ class RunLog:
         if self.enabled:
             with open(self.path, "a") as fh:
                 fh.write(json.dumps(row) + "\n")
+
+
+def run_owned(trainer, until: int | None):
+    """``trainer.train(until)`` while holding its run directory (``trainer.rundir``, main process only).
+
+    Ctrl-C writes a checkpoint first (single process: under ``accelerate launch`` the processes are
+    interrupted at different points, so the last periodic checkpoint is what a resume continues),
+    then re-raises; the progress bar is closed on any exit so that a message starts on its own line.
+    """
+    if trainer.rundir is not None:
+        trainer.rundir.acquire()
+    try:
+        return trainer.train(until)
+    except KeyboardInterrupt:
+        if trainer.acc.num_processes == 1 and trainer.step > 0:
+            trainer.save_checkpoint()
+        raise
+    finally:
+        if getattr(trainer, "bar", None) is not None:
+            trainer.bar.close()
+        if trainer.rundir is not None:
+            trainer.rundir.release()
+
