@@ -39,6 +39,7 @@ from hart.data import Indexed, captioned_stream, collate
 from hart.diffusion import GaussianDiffusion
 from hart.pipeline import PIPELINE_PRESETS, HARTPipeline
 from hart.text_encoder import TextCache
+from hart.token_cache import TokenCache
 from hart.training.digest import state_digest
 from hart.training.distributed import (
     check_resume_layout,
@@ -158,6 +159,7 @@ class HARTTrainer:
         self.pipe.text_encoder.model.to(self.acc.device)
         self.text = TextCache(self.pipe.text_encoder)  # captions repeat: encode each once
         self.data = captioned_stream(cfg.data, self.tok.config.image_size, cfg.seed)
+        self.token_cache = TokenCache(self.tok, self.data) if TokenCache.applies_to(self.data) else None
         self.diffusion = GaussianDiffusion(self.pipe.head.config.train_steps)
         self.layout = current_layout(self.acc, cfg)
         self.step, self.history = 0, []
@@ -273,7 +275,7 @@ class HARTTrainer:
     def loss(self, items: list[int], images: torch.Tensor, captions: list[str]) -> dict[str, torch.Tensor]:
         head_cfg = self.pipe.head.config
         with torch.no_grad():
-            codes = self.tok.encode(images)
+            codes = self.token_cache.encode(items, images) if self.token_cache else self.tok.encode(images)
             x_BLC = self.tok.quantizer.teacher_forcing_inputs(codes.indices)
             target_BL = torch.cat([i.flatten(1) for i in codes.indices], dim=1)
             last_BlC = self.tok.quantizer.lookup(codes.indices[-1]).flatten(2).transpose(1, 2)

@@ -58,3 +58,12 @@ def test_captioned_stream_serves_emoji(emoji_data):
     stream = captioned_stream("emoji", 32)
     x, text = stream[0]
     assert x.shape == (3, 32, 32) and -1 <= x.min() and x.max() <= 1 and text in emoji_data.names
+
+
+def test_item_key_names_the_emoji_so_trainers_may_cache_its_tokens(emoji_data):
+    n = len(emoji_data)
+    keys = [emoji_data.item_key(i) for i in range(n)]
+    assert sorted(keys) == list(range(n))  # one pass shows every emoji once
+    i, j = 0, n + [emoji_data.item_key(n + r) for r in range(n)].index(keys[0])  # emoji keys[0] again, next pass
+    assert emoji_data.item_key(j) == keys[0]
+    assert torch.equal(emoji_data[i][0], emoji_data[j][0]) and emoji_data[i][1] == emoji_data[j][1]

@@ -133,9 +133,14 @@ class EmojiDataset:
             self._orders = {epoch: np.random.default_rng([self.seed, epoch]).permutation(len(self))}
         return self._orders[epoch]
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
+    def item_key(self, index: int) -> int:
+        """Which emoji item ``index`` is: items with the same key are the same image and caption
+        (no augmentation), so a trainer may cache what it computes from the image."""
         epoch, rank = divmod(index, len(self))
-        j = int(self.order(epoch)[rank])
+        return int(self.order(epoch)[rank])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
+        j = self.item_key(index)
         if j not in self._cache:
             self._cache[j] = to_tensor(self.image(j))
         return self._cache[j], self.items[j][1]
