@@ -3,8 +3,9 @@
     python benchmarks/train_throughput.py [--steps 4] [--bf16-steps 1] [--batch-size 32]
 
 For each trainer (tokenizer ``cpu-f8-64`` on shapes; transformer + head ``cpu-64`` on shapes with
-hart-shapes-64's tokenizer, the shipped recipes' models) and each precision (``no``: fp32;
-``bf16``: accelerate's autocast, fp32 master weights), one warm-up step, then ``--steps`` timed
+hart-shapes-64's tokenizer, the shipped recipes' models; with ``--emoji`` also on emoji with
+hart-emoji-64's tokenizer, without and with the token cache, whose fill is timed apart) and each
+precision (``no``: fp32; ``bf16``: accelerate's autocast, fp32 master weights), one warm-up step, then ``--steps`` timed
 steps (``--bf16-steps`` for bf16). FLOPs of one step are counted with torch's FlopCounterMode
 (forward + backward, the frozen tokenizer's encode included), so "TFLOP/s" is work done per
 second, compared with the best matmul rate of this device in fp32 and in bf16 (a sweep of shapes;
@@ -30,6 +31,7 @@ from benchmarks.speed import PEAK_SHAPES, matmul_peak  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES_TOKENIZER = ROOT / "hart" / "pretrained" / "hart-shapes-64" / "tokenizer"
+EMOJI_TOKENIZER = ROOT / "hart" / "pretrained" / "hart-emoji-64" / "tokenizer"
 BF16_PEAK_SHAPES = ((512, 512, 512), (1024, 1024, 1024))  # bf16 without hardware support is slow
 
 
@@ -42,7 +44,17 @@ def build(kind: str, precision: str, batch: int, steps: int, out: Path):
         return TokenizerTrainer(TokenizerTrainConfig(model="cpu-f8-64", data=("shapes",), **common))
     from hart.train import HARTTrainConfig, HARTTrainer
 
-    return HARTTrainer(HARTTrainConfig(preset="cpu-64", data="shapes", tokenizer=str(SHAPES_TOKENIZER), **common))
+    if kind == "hart":
+        return HARTTrainer(HARTTrainConfig(preset="cpu-64", data="shapes", tokenizer=str(SHAPES_TOKENIZER), **common))
+    trainer = HARTTrainer(HARTTrainConfig(preset="cpu-64", data="emoji", tokenizer=str(EMOJI_TOKENIZER), **common))
+    if kind == "hart-emoji":
+        trainer.token_cache = None  # encode every batch, as before the cache
+    else:  # "hart-emoji-cached": the steady state, every glyph's tokens already computed (timed apart)
+        t0 = time.perf_counter()
+        for i in range(len(trainer.data)):
+            trainer.token_cache.encode([i], trainer.data[i][0][None])
+        print(f"token cache filled: {len(trainer.data)} emoji in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    return trainer
 
 
 def measure(kind: str, precision: str, batch: int, steps: int) -> dict:
@@ -80,21 +92,26 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, help="timed fp32 steps (default: %(default)s)")
     parser.add_argument("--bf16-steps", type=int, default=1, help="timed bf16 steps (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per step (default: %(default)s)")
+    parser.add_argument("--emoji", action="store_true",
+                        help="add HART rows on emoji without and with the token cache (needs the emoji font)")
     args = parser.parse_args()
     peaks = {"fp32": matmul_peak("cpu", "fp32", 3, PEAK_SHAPES[:2]) / 1e12,
              "bf16": matmul_peak("cpu", "bf16", 2, BF16_PEAK_SHAPES) / 1e12}
     rows = []
-    for kind in ("tokenizer", "hart"):
-        for precision, steps in (("no", args.steps), ("bf16", args.bf16_steps)):
-            row = measure_isolated(kind, precision, args.batch_size, steps)
-            peak = peaks["bf16" if precision == "bf16" else "fp32"]
-            row.update(peak_tflop_s=peak, of_peak=row["tflop_s"] / peak)
-            rows.append(row)
+    runs = [(kind, precision, steps) for kind in ("tokenizer", "hart")
+            for precision, steps in (("no", args.steps), ("bf16", args.bf16_steps))]
+    if args.emoji:
+        runs += [("hart-emoji", "no", args.steps), ("hart-emoji-cached", "no", args.steps)]
+    for kind, precision, steps in runs:
+        row = measure_isolated(kind, precision, args.batch_size, steps)
+        peak = peaks["bf16" if precision == "bf16" else "fp32"]
+        row.update(peak_tflop_s=peak, of_peak=row["tflop_s"] / peak)
+        rows.append(row)
     print(f"matmul peak on this device: fp32 {peaks['fp32']:.4f} TFLOP/s, bf16 {peaks['bf16']:.4f} TFLOP/s")
-    print(f"{'trainer':<10} {'precision':<9} {'s/step':>8} {'images/s':>9} {'TFLOP/step':>11} {'TFLOP/s':>8} "
+    print(f"{'trainer':<18} {'precision':<9} {'s/step':>8} {'images/s':>9} {'TFLOP/step':>11} {'TFLOP/s':>8} "
           f"{'% of peak':>9}")
     for r in rows:
-        print(f"{r['trainer']:<10} {r['precision']:<9} {r['s_per_step']:>8.2f} {r['images_s']:>9.2f} "
+        print(f"{r['trainer']:<18} {r['precision']:<9} {r['s_per_step']:>8.2f} {r['images_s']:>9.2f} "
               f"{r['tflop_per_step']:>11.4f} {r['tflop_s']:>8.4f} {100 * r['of_peak']:>8.1f}%")
     print(json.dumps({"benchmark": "train_throughput", "device": "cpu", "machine": cpu_name(),
                       "threads": torch.get_num_threads(), "torch": torch.__version__,
