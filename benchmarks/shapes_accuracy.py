@@ -47,6 +47,8 @@ def main() -> None:
     parser.add_argument("--cfg-scale", type=float, default=None, help="override the model's CFG scale")
     parser.add_argument("--top-k", type=int, default=None, help="override the model's top-k")
     parser.add_argument("--temperature", type=float, default=None, help="override the model's temperature")
+    parser.add_argument("--diffusion-steps", type=int, default=None,
+                        help="residual diffusion steps (1: the one-step head when the model has one)")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the tokenizer reconstruction rows")
     parser.add_argument("--grid", default="", help="write the first 64 generations as a PNG grid here")
     args = parser.parse_args()
@@ -57,7 +59,8 @@ def main() -> None:
     specs = [data.spec(i) for i in range(args.n)]
     t0 = time.perf_counter()
     images = pipe([s.caption for s in specs], seed=args.seed, batch_size=args.batch_size,
-                  cfg_scale=args.cfg_scale, top_k=args.top_k, temperature=args.temperature).images
+                  cfg_scale=args.cfg_scale, top_k=args.top_k, temperature=args.temperature,
+                  diffusion_steps=args.diffusion_steps).images
     seconds = time.perf_counter() - t0
     rows = {"generated": accuracy(images, specs)}
     if not args.no_ceiling:
@@ -72,7 +75,8 @@ def main() -> None:
     result = {
         "benchmark": "shapes_accuracy", "model": str(args.model), "prompts": args.n, "seed": args.seed,
         "settings": dataclasses.asdict(pipe.settings),
-        "overrides": {"cfg_scale": args.cfg_scale, "top_k": args.top_k, "temperature": args.temperature},
+        "overrides": {"cfg_scale": args.cfg_scale, "top_k": args.top_k, "temperature": args.temperature,
+                      "diffusion_steps": args.diffusion_steps},
         "all_correct": round(rows["generated"]["all"], 4),
         "scores": {k: {a: round(v, 4) for a, v in s.items()} for k, s in rows.items()},
         "seconds_per_image": round(seconds / args.n, 4), "batch_size": args.batch_size, "device": "cpu",

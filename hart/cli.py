@@ -72,6 +72,25 @@ TRAIN_HART_HELP = {**COMMON_TRAIN_HELP,
 }
 
 
+DISTILL_HEAD_HELP = {
+    "model": "teacher pipeline: shipped name or directory whose 8-step residual head is distilled",
+    "out_dir": "run directory: checkpoint.safetensors, log.jsonl and final/ (the pipeline plus its one-step head)",
+    "data": "whose captions are the prompts of the condition pool: 'shapes', 'emoji' or an image-text folder",
+    "steps": "generator updates in total",
+    "batch_size": "residual tokens per DMD step",
+    "pool_images": "images the transformer samples (with the pipeline's defaults) for the pool of head conditions",
+    "regression_weight": "weight of DMD's regression onto the teacher's deterministic 8-step outputs (0: DMD2)",
+    "regression_tokens": "tokens of the regression set (with regression_weight > 0)",
+    "fake_steps": "fake-score updates per generator update (DMD2's two time-scale rule: 5; DMD: 1)",
+    "generator_lr": "Adam learning rate of the one-step generator",
+    "fake_lr": "Adam learning rate of the fake score",
+    "generator_t_frac": "timestep of the one-step generator as a fraction of the schedule (see hart.dmd)",
+    "log_every": "steps between log lines",
+    "ckpt_every": "steps between checkpoints (0: only at the end)",
+    "seed": "seed of the condition pool, the noise and the regression pairs",
+}
+
+
 GRID_COLUMNS = 8  # images per row of a generate --grid
 # What `hart demo` (make demo) draws with each shipped model: prompts x DEMO_SEEDS images.
 DEMO_PROMPTS = {
@@ -208,6 +227,8 @@ def cmd_info(args: argparse.Namespace) -> int:
                          "architecture": pipe.text_spec.architecture, "width": tc.text_dim,
                          "max_length": tc.max_text_len},
         "sampling": dataclasses.asdict(pipe.settings),
+        "one_step_head": None if pipe.head_1step is None else {
+            "params": sum(p.numel() for p in pipe.head_1step.parameters()), **dataclasses.asdict(pipe.one_step)},
     }
     if args.json:
         print(json.dumps(info))
@@ -220,6 +241,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     te = info["text_encoder"]
     print(f"  text encoder    {te['kind']} {te['architecture'] or te['path']} (width {te['width']}, "
           f"max {te['max_length']} tokens)")
+    one = info["one_step_head"]
+    if one is not None:
+        print(f"  one-step head   {one['params'] / 1e6:10.2f} M parameters, generator_t {one['generator_t']} "
+              f"(diffusion_steps 1; distilled from {one['teacher_steps']} steps, guidance {one['guidance_scale']})")
     return 0
 
 
@@ -229,6 +254,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     final = train_hart(config_from_args(HARTTrainConfig, args), resume=args.resume, overwrite=args.overwrite)
     print(f"saved model to {final}; load it with HARTPipeline.from_pretrained({str(final)!r}) "
           f"or hart generate PROMPT --model {final}")
+    return 0
+
+
+def cmd_distill_head(args: argparse.Namespace) -> int:
+    from hart.distill_head import DistillHeadConfig, distill_head
+
+    final = distill_head(config_from_args(DistillHeadConfig, args), resume=args.resume, overwrite=args.overwrite)
+    if final is not None:
+        print(f"saved the pipeline with its one-step head to {final}; use it with "
+              f"hart generate PROMPT --model {final} --diffusion-steps 1")
     return 0
 
 
@@ -313,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--out", default="outputs/reconstruction.png", help="PNG to write (default: %(default)s)")
     rec.set_defaults(func=cmd_reconstruct)
 
+    add_training_parser(sub, "distill-head", "distil a pipeline's residual head into a one-step head (DMD)",
+                        _config_cls("hart.distill_head", "DistillHeadConfig"), DISTILL_HEAD_HELP, cmd_distill_head)
     add_training_parser(sub, "train-tokenizer", "train a hybrid tokenizer (accelerate-ready)",
                         _config_cls("tokenizer.train", "TokenizerTrainConfig"), TRAIN_TOKENIZER_HELP,
                         cmd_train_tokenizer)

@@ -128,8 +128,9 @@ def predict_x0(model: Denoiser, diffusion: GaussianDiffusion, x_t: torch.Tensor,
         eps = eps_u + guidance_scale * (eps_c - eps_u)
     else:
         eps = model(x_t, t, cond)
-    ab = _per_sample(diffusion, t, x_t)
-    return (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
+    # fp32 arithmetic: in bf16, sqrt(1 - ab) rounds to 1 near T and 1 / sqrt(ab) magnifies the rounding
+    ab = _per_sample(diffusion, t, x_t.float())
+    return ((x_t.float() - (1 - ab).sqrt() * eps.float()) / ab.sqrt()).to(x_t.dtype)
 
 
 def one_step(model: Denoiser, diffusion: GaussianDiffusion, noise_NC: torch.Tensor, cond: torch.Tensor | None,

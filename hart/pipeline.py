@@ -2,7 +2,9 @@
 
 A model directory holds ``tokenizer/``, ``transformer/`` and ``diffusion_head/`` (each
 ``config.json`` + ``model.safetensors``), ``text_encoder/config.json`` (a ``TextEncoderSpec``, plus
-``model.safetensors`` for random-weight encoders) and ``pipeline.json`` (sampling defaults).
+``model.safetensors`` for random-weight encoders) and ``pipeline.json`` (sampling defaults), and may
+hold ``diffusion_head_1step/`` (a one-step head distilled with DMD, and its ``one_step.json``:
+``hart.one_step``), used for ``diffusion_steps=1``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from tqdm.auto import tqdm
 
 from hart.config import HEAD_PRESETS, TRANSFORMER_PRESETS, DiffusionHeadConfig, TransformerConfig
 from hart.diffusion_head import DiffusionHead
+from hart.one_step import ONE_STEP_DIR, OneStepSpec, load_one_step, remove_one_step, save_one_step
 from hart.sampler import NullPrefix, SamplingSettings, check_generators, generate
 from hart.seeding import prompt_generators
 from hart.text_encoder import TextEncoder, default_text_encoder_dir
@@ -73,7 +76,10 @@ class HARTPipeline:
     """Text -> images with HART: text encoder, AR transformer, residual diffusion head, tokenizer."""
 
     def __init__(self, text_encoder: TextEncoder, transformer: HARTTransformer, head: DiffusionHead,
-                 tokenizer: HybridTokenizer, text_spec: TextEncoderSpec, settings: SamplingSettings) -> None:
+                 tokenizer: HybridTokenizer, text_spec: TextEncoderSpec, settings: SamplingSettings,
+                 head_1step: DiffusionHead | None = None, one_step: OneStepSpec | None = None) -> None:
+        """``head_1step`` and ``one_step`` (both or neither): a one-step residual head distilled from
+        ``head`` and how to evaluate it; ``pipe(..., diffusion_steps=1)`` then samples with it."""
         tc = transformer.config
         if tc.text_dim != text_encoder.width:
             raise ValueError(f"transformer expects text width {tc.text_dim}, "
@@ -81,6 +87,8 @@ class HARTPipeline:
         if (tc.patch_nums, tc.vocab_size, tc.latent_channels) != (
                 tokenizer.config.patch_nums, tokenizer.config.vocab_size, tokenizer.config.latent_channels):
             raise ValueError("transformer and tokenizer disagree on patch_nums, vocab_size or latent_channels")
+        check_one_step_head(head_1step, one_step, head, transformer)
+        self.head_1step, self.one_step = head_1step, one_step
         self.text_encoder, self.transformer, self.head, self.tokenizer = text_encoder, transformer, head, tokenizer
         self.text_spec, self.settings = text_spec, settings
         self._null_cache: tuple[tuple, NullPrefix] | None = None  # see _null_prefix
@@ -123,12 +131,21 @@ class HARTPipeline:
             raise CheckpointError(f"{root / 'pipeline.json'} not found: a model directory holds the model's sampling "
                                   "defaults there; re-save it with save_pretrained (or write the file)")
         settings = load_config(root, SamplingSettings, "pipeline.json")
-        return cls(te, ar, head, tok, spec, settings).to(device)
+        # The folder is optional; once there, whatever is wrong with it is an error, never a silent 8-step fallback.
+        head_1step, one_step = load_one_step(root / ONE_STEP_DIR) if (root / ONE_STEP_DIR).exists() else (None, None)
+        return cls(te, ar, head, tok, spec, settings, head_1step, one_step).to(device)
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write the model directory (module docstring); ``diffusion_head_1step/`` when a one-step head is held."""
         root = Path(directory)
         save_component(root / "transformer", self.transformer.config, self.transformer)
         save_component(root / "diffusion_head", self.head.config, self.head)
+        if self.head_1step is not None:
+            save_one_step(root / ONE_STEP_DIR, self.head_1step, self.one_step)
+        else:
+            # A one-step head left by an earlier save was distilled from another teacher: loading it
+            # with this pipeline would silently pair them.
+            remove_one_step(root / ONE_STEP_DIR)
         self.tokenizer.save_pretrained(root / "tokenizer")
         if self.text_spec.kind == "random":
             save_component(root / "text_encoder", self.text_spec, self.text_encoder.model)
@@ -139,8 +156,9 @@ class HARTPipeline:
 
     def to(self, device: str | torch.device, dtype: torch.dtype | None = None) -> HARTPipeline:
         """Move every component; ``dtype`` (e.g. torch.bfloat16) applies to the networks."""
-        for module in (self.transformer, self.head, self.tokenizer, self.text_encoder.model):
-            module.to(device=device, dtype=dtype)
+        for module in (self.transformer, self.head, self.head_1step, self.tokenizer, self.text_encoder.model):
+            if module is not None:
+                module.to(device=device, dtype=dtype)
         return self
 
     @property
@@ -158,6 +176,9 @@ class HARTPipeline:
     def __call__(self, prompts: str | list[str], seed: int = 0, batch_size: int = 8, progress: bool = True,
                  generator: torch.Generator | list[torch.Generator] | None = None, **overrides) -> PipelineOutput:
         """Generate one image per prompt. ``overrides``: cfg_scale, top_k, top_p, temperature, diffusion_steps.
+
+        ``diffusion_steps=1`` samples the residual with the one-step head when the pipeline holds
+        one (``head_1step``), else runs the 8-step head at one step.
 
         Randomness, as in diffusers: by default prompt i gets its own CPU generator seeded with
         ``hart.seeding.derive_seed(seed, i)``, so its image depends on (seed, i, prompt, settings)
@@ -184,7 +205,8 @@ class HARTPipeline:
             chunk = prompts[i:i + batch_size]
             rows = generator[i:i + batch_size] if isinstance(generator, (list, tuple)) else generator
             out = generate(self.transformer, self.head, self.tokenizer, self._encode(chunk, dtype), null,
-                           settings, rows, null_prefix=null_prefix)
+                           settings, rows, null_prefix=null_prefix, head_1step=self.head_1step,
+                           one_step_spec=self.one_step)
             images += [to_pil(x) for x in out.float()]
         return PipelineOutput(images=images)
 
@@ -200,6 +222,28 @@ class HARTPipeline:
     def _encode(self, prompts: list[str], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         hidden, mask = self.text_encoder(prompts)
         return hidden.to(dtype), mask
+
+
+def check_one_step_head(head_1step: DiffusionHead | None, spec: OneStepSpec | None, head: DiffusionHead,
+                        transformer: HARTTransformer) -> None:
+    """Raise a ValueError unless the one-step head (if any) can stand in for ``head`` under ``transformer``."""
+    if (head_1step is None) != (spec is None):
+        raise ValueError("pass head_1step and one_step together: a one-step head needs its OneStepSpec "
+                         "(generator_t) and a spec needs its head")
+    if head_1step is None:
+        return
+    c1, c8, tc = head_1step.config, head.config, transformer.config
+    if c1.latent_channels != tc.latent_channels or c1.cond_dim != tc.width:
+        raise ValueError(f"one-step head of latent width {c1.latent_channels} and condition width {c1.cond_dim} "
+                         f"does not match the transformer (latent width {tc.latent_channels}, condition width "
+                         f"{tc.width}): distill it from this pipeline's diffusion head")
+    # Its x0 is read on the teacher's schedule, in the teacher's scaled-residual units.
+    if (c1.train_steps, c1.residual_scale) != (c8.train_steps, c8.residual_scale):
+        raise ValueError(f"one-step head has train_steps {c1.train_steps} and residual_scale {c1.residual_scale}, "
+                         f"the 8-step head {c8.train_steps} and {c8.residual_scale}: it was distilled from another "
+                         "head; distill it from this pipeline's diffusion head")
+    if not 0 <= spec.generator_t < c1.train_steps:
+        raise ValueError(f"one_step.generator_t must lie in [0, {c1.train_steps - 1}], got {spec.generator_t}")
 
 
 def _load(directory: Path, config_cls, module_cls):

@@ -5,7 +5,8 @@ built from named steps: ``prefill`` the text once into a KV cache, ``decode_scal
 indices with the CFG ramp, update f_hat, build the next input), ``refine_residual`` (the 8-step
 residual diffusion on the final scale) and ``decode_image``. ``use_cache=False`` runs the naive
 reference: the full teacher-forced forward at every scale (future inputs zero, invisible under the
-block-causal mask).
+block-causal mask). Given a one-step head distilled with DMD (``hart.one_step``) and
+``diffusion_steps=1``, ``one_step_residual`` replaces ``refine_residual``.
 
 Randomness: all of it flows through ``generator``. One ``torch.Generator`` is shared by the whole
 batch (draws depend on the batch mates). A list of B CPU generators, one per prompt row, makes each
@@ -34,7 +35,9 @@ import torch
 
 from hart.diffusion import GaussianDiffusion
 from hart.diffusion_head import DiffusionHead
+from hart.dmd import one_step
 from hart.kv_cache import KVCache
+from hart.one_step import OneStepSpec
 from hart.transformer import HARTTransformer
 from tokenizer.config_types import checked_fields
 from tokenizer.finite import NonFiniteError, require_finite
@@ -204,12 +207,39 @@ def refine_residual(ar: HARTTransformer, head: DiffusionHead, diffusion: Gaussia
     return require_finite(x, "diffusion head").view(B, l, C) / head.config.residual_scale
 
 
+def one_step_residual(ar: HARTTransformer, head_1step: DiffusionHead, spec: OneStepSpec,
+                      h_BlD: torch.Tensor, codes_BlC: torch.Tensor, guided: bool,
+                      generator: Generators) -> torch.Tensor:
+    """The residual tokens (B, l, C) of the final scale from a one-step head: one call, x0 of noise
+    read as x_{spec.generator_t} (``hart.dmd.one_step``).
+
+    h_BlD and codes_BlC hold B rows, or 2B (prompts, then null prompts) when ``guided``; the head
+    sees the prompt rows only, since the guidance was baked in at distillation. The noise is drawn
+    as ``refine_residual`` draws its first noise: (l, C) per row from that row's CPU generator,
+    concatenated, or (B l, C) at once from the single generator, so a one-step image depends on
+    the same generator state as the 8-step image of that row.
+    """
+    rows = h_BlD.shape[0]
+    B = rows // 2 if guided else rows
+    z = ar.diffusion_condition(h_BlD[:B], codes_BlC[:B]).flatten(0, 1)  # (B l, D)
+    l, C = codes_BlC.shape[1], codes_BlC.shape[2]
+    if isinstance(generator, (list, tuple)):
+        noise = torch.cat([torch.randn(l, C, generator=g) for g in generator])
+    else:
+        noise = torch.randn((B * l, C), generator=generator, device="cpu")
+    diffusion = GaussianDiffusion(head_1step.config.train_steps)
+    x0 = one_step(head_1step, diffusion, noise.to(z.device, z.dtype), z, t_gen=spec.generator_t,
+                  clip_x0=spec.clip_x0)
+    return require_finite(x0, "one-step diffusion head").view(B, l, C) / head_1step.config.residual_scale
+
+
 @torch.no_grad()
 def generate(ar: HARTTransformer, head: DiffusionHead, tokenizer: HybridTokenizer,
              text: tuple[torch.Tensor, torch.Tensor], null_text: tuple[torch.Tensor, torch.Tensor],
              settings: SamplingSettings, generator: Generators = None,
              use_cache: bool = True, use_residual: bool = True,
-             null_prefix: NullPrefix | None = None) -> torch.Tensor:
+             null_prefix: NullPrefix | None = None, head_1step: DiffusionHead | None = None,
+             one_step_spec: OneStepSpec | None = None) -> torch.Tensor:
     """Images (B, 3, H, W) in [-1, 1] for text = (hidden (B, T, d), mask (B, T)).
 
     ``generator``: one generator for the batch, or a list of B CPU generators, one per row (see the
@@ -218,7 +248,11 @@ def generate(ar: HARTTransformer, head: DiffusionHead, tokenizer: HybridTokenize
     ``null_text`` is the encoded empty prompt, (1, T0, d) and (1, T0), broadcast over the batch.
     ``null_prefix``: ``NullPrefix.compute(ar, null_text)`` kept by the caller across calls (it must
     come from the same transformer weights and null text); computed here when not given.
+    ``head_1step`` and ``one_step_spec`` (both or neither): a one-step head that samples the residual
+    when ``settings.diffusion_steps == 1`` (``one_step_residual``); other step counts run ``head``.
     """
+    if (head_1step is None) != (one_step_spec is None):
+        raise ValueError("pass head_1step and one_step_spec together (a one-step head needs its OneStepSpec)")
     s = settings
     cfg = ar.config
     guided = s.cfg_scale > 0
@@ -267,7 +301,10 @@ def generate(ar: HARTTransformer, head: DiffusionHead, tokenizer: HybridTokenize
                              "states are corrupt; reload the model")
     if use_residual:
         codes_BlC = codes.flatten(2).transpose(1, 2).repeat(rows // B, 1, 1)
-        residual = refine_residual(ar, head, diffusion, h, codes_BlC, s, t, guided, generator)
+        if head_1step is not None and s.diffusion_steps == 1:
+            residual = one_step_residual(ar, head_1step, one_step_spec, h, codes_BlC, guided, generator)
+        else:
+            residual = refine_residual(ar, head, diffusion, h, codes_BlC, s, t, guided, generator)
         f_hat = f_hat + residual.transpose(1, 2).reshape(B, C, pn[-1], pn[-1])
     return decode_image(tokenizer, f_hat)
 
