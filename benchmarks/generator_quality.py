@@ -69,9 +69,10 @@ def nearest_ranks(gen_feats: np.ndarray, ref_feats: np.ndarray, targets: np.ndar
     return (d < target_d[:, None]).sum(1)
 
 
-def seconds_per_image(pipe: HARTPipeline, prompt: str, batch: int, repeats: int) -> float:
+def seconds_per_image(pipe: HARTPipeline, prompt: str, batch: int, repeats: int, **settings) -> float:
     """Median seconds per image of ``repeats`` calls at ``batch`` after a warm-up call."""
-    return timed(lambda: pipe([prompt] * batch, seed=0, batch_size=batch, progress=False), pipe.device, repeats) / batch
+    return timed(lambda: pipe([prompt] * batch, seed=0, batch_size=batch, progress=False, **settings),
+                 pipe.device, repeats) / batch
 
 
 def main() -> None:
@@ -82,13 +83,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="generation seed")
     parser.add_argument("--batch-size", type=int, default=50, help="images per sampler call")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per batch size")
+    parser.add_argument("--diffusion-steps", type=int, default=None,
+                        help="residual diffusion steps (1: the one-step head when the model has one)")
     args = parser.parse_args()
 
     torch.manual_seed(0)
     pipe = HARTPipeline.from_pretrained(args.model)
     size = pipe.tokenizer.config.image_size
     prompts, real, reference, targets = real_sets(args.data, size, args.n)
-    generated = pipe(prompts, seed=args.seed, batch_size=args.batch_size).images
+    steps = {} if args.diffusion_steps is None else {"diffusion_steps": args.diffusion_steps}
+    generated = pipe(prompts, seed=args.seed, batch_size=args.batch_size, **steps).images
     inception = InceptionFeatures()
     ref_feats = inception(reference, progress=True)
     hybrid, discrete = reconstructions(pipe, real)
@@ -100,6 +104,7 @@ def main() -> None:
     }
     fids = {name: fid(f, ref_feats) for name, f in feats.items()}
     result = {"benchmark": "generator_quality", "model": str(args.model), "data": args.data, "n": len(prompts),
+              "diffusion_steps": args.diffusion_steps or pipe.settings.diffusion_steps,
               "reference": len(reference), "fid": {k: round(v, 2) for k, v in fids.items()}}
     print(f"{'images vs reference':<22} {'FID':>8}   ({len(prompts)} vs {len(reference)} images)")
     for name, value in fids.items():
@@ -111,7 +116,7 @@ def main() -> None:
                               "tokenizer_top1": round(float((real_ranks < 1).mean()), 4)}
         print(f"fidelity: top-1 {result['fidelity']['top1']:.3f}, top-5 {result['fidelity']['top5']:.3f} "
               f"(tokenizer reconstructions top-1 {result['fidelity']['tokenizer_top1']:.3f})")
-    speed = {f"batch_{b}": round(seconds_per_image(pipe, prompts[0], b, args.repeats), 4) for b in (1, 16)}
+    speed = {f"batch_{b}": round(seconds_per_image(pipe, prompts[0], b, args.repeats, **steps), 4) for b in (1, 16)}
     print(f"seconds per image: batch 1 {speed['batch_1']:.3f}, batch 16 {speed['batch_16']:.3f}")
     result.update(seconds_per_image=speed, device="cpu", cpu=platform.processor() or platform.machine(),
                   threads=torch.get_num_threads(), torch=torch.__version__)
