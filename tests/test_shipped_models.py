@@ -38,3 +38,14 @@ def test_hart_emoji_64_ships_and_draws_emoji_on_a_white_canvas():
     face = np.concatenate([a[16:48, 16:48].reshape(-1, 3) for a in images[:4]])
     face = face[face.min(1) < 200]
     assert face[:, :2].mean() - face[:, 2].mean() > 50  # the grinning face comes out yellow (R, G >> B)
+
+
+def test_hart_shapes_64_one_step_head_follows_prompts():
+    """The distilled one-step head (``diffusion_steps=1``), judged like the 8-step head above."""
+    pipe = load_shipped("hart-shapes-64")
+    assert pipe.head_1step is not None and pipe.one_step.generator_t == 980
+    specs = [ShapesDataset(64, seed=4242).spec(i) for i in range(8)]
+    images = pipe([s.caption for s in specs], seed=0, diffusion_steps=1, progress=False).images
+    hits = [judge(img).matches(s) for img, s in zip(images, specs, strict=True)]
+    assert all(h["position"] and h["background"] for h in hits)
+    assert sum(all(h.values()) for h in hits) >= 5  # 82.5% all five on the 200 benchmark prompts
