@@ -19,9 +19,8 @@ from tokenizer.checkpoint import (
     CONFIG_NAME,
     WEIGHTS_NAME,
     CheckpointError,
-    build_on_meta,
+    load_component,
     load_config,
-    load_weights,
     save_component,
     save_json,
 )
@@ -85,14 +84,13 @@ def load_one_step(directory: str | os.PathLike) -> tuple[DiffusionHead, OneStepS
         raise CheckpointError(f"{spec_path} not found: a one-step head folder holds {', '.join(ONE_STEP_FILES)}; "
                               "re-save the model with save_pretrained, or remove the folder to use the 8-step "
                               "head only")
-    config = load_config(directory, DiffusionHeadConfig)
     spec = load_config(directory, OneStepSpec, SPEC_NAME)
-    if spec.generator_t >= config.train_steps:
+    head = load_component(directory, DiffusionHeadConfig, DiffusionHead)
+    T = head.config.train_steps
+    if spec.generator_t >= T:
         raise CheckpointError(f"{spec_path}: generator_t {spec.generator_t} must lie in "
-                              f"[0, {config.train_steps - 1}] (the head's train_steps is {config.train_steps})")
-    head = build_on_meta(lambda: DiffusionHead(config))
-    load_weights(directory, head)
-    return head.eval(), spec
+                              f"[0, {T - 1}] (the head's train_steps is {T})")
+    return head, spec
 
 
 def remove_one_step(directory: str | os.PathLike) -> None:

@@ -26,7 +26,15 @@ from hart.seeding import prompt_generators
 from hart.text_encoder import TextEncoder, default_text_encoder_dir
 from hart.text_encoder_specs import ByteTokenizer, TextEncoderSpec, random_text_model
 from hart.transformer import HARTTransformer
-from tokenizer.checkpoint import CheckpointError, build_on_meta, load_config, load_weights, save_component, save_json
+from tokenizer.checkpoint import (
+    CheckpointError,
+    build_on_meta,
+    load_component,
+    load_config,
+    load_weights,
+    save_component,
+    save_json,
+)
 from tokenizer.config import PRESETS as TOKENIZER_PRESETS
 from tokenizer.data.images import to_pil
 from tokenizer.hybrid import HybridTokenizer
@@ -120,12 +128,12 @@ class HARTPipeline:
         spec = load_config(root / "text_encoder", TextEncoderSpec)
         if text_encoder:
             spec = dataclasses.replace(spec, kind="directory", path=str(text_encoder))
-        ar = _load(root / "transformer", TransformerConfig, HARTTransformer)
+        ar = load_component(root / "transformer", TransformerConfig, HARTTransformer)
         # Random encoders are built for real (their non-persistent buffers are not in the file).
         te = build_text_encoder(spec, ar.config.max_text_len)
         if spec.kind == "random":
             load_weights(root / "text_encoder", te.model)
-        head = _load(root / "diffusion_head", DiffusionHeadConfig, DiffusionHead)
+        head = load_component(root / "diffusion_head", DiffusionHeadConfig, DiffusionHead)
         tok = HybridTokenizer.from_pretrained(root / "tokenizer")
         if not (root / "pipeline.json").is_file():
             raise CheckpointError(f"{root / 'pipeline.json'} not found: a model directory holds the model's sampling "
@@ -244,13 +252,6 @@ def check_one_step_head(head_1step: DiffusionHead | None, spec: OneStepSpec | No
                          "head; distill it from this pipeline's diffusion head")
     if not 0 <= spec.generator_t < c1.train_steps:
         raise ValueError(f"one_step.generator_t must lie in [0, {c1.train_steps - 1}], got {spec.generator_t}")
-
-
-def _load(directory: Path, config_cls, module_cls):
-    config = load_config(directory, config_cls)
-    module = build_on_meta(lambda: module_cls(config))
-    load_weights(directory, module)
-    return module.eval()
 
 
 def shipped_models() -> list[str]:

@@ -109,3 +109,12 @@ def build_on_meta(factory: Callable[[], nn.Module]) -> nn.Module:
     """Build a module without allocating memory for its parameters."""
     with torch.device("meta"):
         return factory()
+
+
+def load_component(directory: str | os.PathLike, config_cls: type[T], module_cls: Callable[[T], nn.Module]
+                   ) -> nn.Module:
+    """What ``save_component`` wrote: ``module_cls(config)`` built on meta, weights assigned strictly, eval mode."""
+    config = load_config(directory, config_cls)
+    module = build_on_meta(lambda: module_cls(config))
+    load_weights(directory, module)
+    return module.eval()

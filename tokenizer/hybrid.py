@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from tokenizer.autoencoder import Decoder, Encoder
-from tokenizer.checkpoint import build_on_meta, load_config, load_weights, save_component
+from tokenizer.checkpoint import load_component, save_component
 from tokenizer.config import TokenizerConfig, get_preset
 from tokenizer.finite import require_finite
 from tokenizer.quantizer import MultiScaleQuantizer
@@ -154,11 +154,7 @@ class HybridTokenizer(nn.Module):
     def from_pretrained(cls, name_or_dir: str | os.PathLike, device: str | torch.device = "cpu"
                         ) -> HybridTokenizer:
         """Load a shipped tokenizer by name (e.g. ``"photo-f8"``) or from a saved directory."""
-        directory = resolve_pretrained(name_or_dir)
-        config = load_config(directory, TokenizerConfig)
-        model = build_on_meta(lambda: cls(config))
-        load_weights(directory, model)
-        return model.to(device).eval()
+        return load_component(resolve_pretrained(name_or_dir), TokenizerConfig, cls).to(device)
 
 
 def shipped_names() -> list[str]:
