@@ -124,7 +124,6 @@ class HeadDistiller:
         self.step, self.history = 0, []
         if resume and (self.out / STATE_NAME).is_file():
             self.load_checkpoint()
-        self.acc = _SingleProcess()
         self.z, self.z_null = self.condition_pool()
         self.regression = self.regression_set() if cfg.regression_weight > 0 else None
 
@@ -180,7 +179,7 @@ class HeadDistiller:
 
     # ------------------------------------------------------------------ loop
     def run(self, until: int | None = None) -> Path | None:
-        return run_owned(self, until)
+        return run_owned(self, until, processes=1)  # a small head: one process
 
     def train(self, until: int | None = None) -> Path | None:
         cfg = self.cfg
@@ -209,12 +208,6 @@ class HeadDistiller:
         if self.step < cfg.steps:
             return None
         return self.distilled_pipeline().save_pretrained(self.out / "final")
-
-
-class _SingleProcess:
-    """What ``run_owned`` reads of an Accelerator: distillation of a small head runs in one process."""
-
-    num_processes = 1
 
 
 def distill_head(cfg: DistillHeadConfig, resume: bool = False, overwrite: bool = False) -> Path | None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,15 +45,17 @@ from hart.training.distributed import (
     current_layout,
     reduce_logs,
     refuse_unsupported_distribution,
+    say,
     single_process_launch_note,
     slow_bf16_note,
-    sum_over_processes,
 )
 from hart.training.loop import (
     NonFiniteGuard,
     RunLog,
     check_finite_weights,
     check_resume_config,
+    check_start_unchanged,
+    guarded_step,
     run_owned,
     sample_generator,
 )
@@ -149,8 +150,8 @@ class HARTTrainer:
         self.acc = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
         refuse_unsupported_distribution(self.acc)
         self.rundir = RunDirectory(self.out, resume, overwrite) if self.acc.is_main_process else None
-        self.say(single_process_launch_note(self.acc))
-        self.say(slow_bf16_note(self.acc))
+        say(self.acc, "train", single_process_launch_note(self.acc))
+        say(self.acc, "train", slow_bf16_note(self.acc))
         self.pipe = HARTPipeline.from_preset(cfg.preset, seed=cfg.seed)
         if cfg.tokenizer:
             self.pipe.tokenizer = HybridTokenizer.from_pretrained(cfg.tokenizer)
@@ -164,7 +165,8 @@ class HARTTrainer:
         self.layout = current_layout(self.acc, cfg)
         self.step, self.history = 0, []
         init = self.init_pipeline(cfg.init_from) if cfg.init_from else None
-        self.init_digest = state_digest(init_weights(init)) if init else None
+        init_state = init_weights(init) if init else None
+        self.init_digest = state_digest(init_state) if init else None
         if resume:
             refuse_legacy_checkpoint(self.out)
         state = self.read_checkpoint() if resume and (self.out / STATE_NAME).is_file() else None
@@ -182,7 +184,7 @@ class HARTTrainer:
                                       {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas)
         if init and not state:
             try:
-                self.model.load_state_dict(init_weights(init))
+                self.model.load_state_dict(init_state)
             except RuntimeError as e:
                 raise RuntimeError(f"init_from {cfg.init_from} does not match preset {cfg.preset}: {e}") from e
             self.ema.load_state_dict(self.model.state_dict())
@@ -194,10 +196,6 @@ class HARTTrainer:
         self.model, self.opt = self.acc.prepare(self.model, self.opt)
         self.ema.to(self.acc.device)
         self.guard = NonFiniteGuard(cfg.max_skipped_steps, self.out / STATE_NAME)
-
-    def say(self, note: str | None) -> None:
-        if note and self.acc.is_main_process:
-            print(f"hart train: {note}", file=sys.stderr)
 
     # ------------------------------------------------------------------ setup
     def init_pipeline(self, source: str) -> HARTPipeline:
@@ -225,18 +223,14 @@ class HARTTrainer:
         if state["preset"] != self.cfg.preset:
             raise RuntimeError(f"checkpoint {path} was trained with preset {state['preset']!r}; "
                                "use a new --out-dir or the same --preset")
-        if state["init_digest"] != self.init_digest:
-            raise RuntimeError(
-                f"checkpoint {path} was started from {self.cfg.init_from} when its weights had digest "
-                f"{state['init_digest']}; they now have {self.init_digest}: the earlier stage was retrained "
-                "since. Start this stage afresh in a new --out-dir (or delete the checkpoint)")
+        check_start_unchanged(state["init_digest"], self.init_digest, self.cfg.init_from, path)
         if state["tokenizer_digest"] != self.tokenizer_digest:
             raise RuntimeError(
                 f"checkpoint {path} was trained on another tokenizer (weights digest {state['tokenizer_digest']}, "
                 f"now {self.tokenizer_digest} from {self.cfg.tokenizer or 'the preset'}): the tokenizer stage was "
                 "retrained since. Start this stage afresh in a new --out-dir (or delete the checkpoint)")
         check_resume_config(state["train_config"], dataclasses.asdict(self.cfg), path)
-        self.say(check_resume_layout(state["layout"], self.layout, path))
+        say(self.acc, "train", check_resume_layout(state["layout"], self.layout, path))
         return state
 
     def save_checkpoint(self) -> None:
@@ -299,17 +293,6 @@ class HARTTrainer:
         grid.save(path)
         return path
 
-    def optimizer_step(self, logs: dict[str, torch.Tensor]) -> None:
-        """Clip, check for non-finite values (one decision for all processes), step, zero."""
-        cfg = self.cfg
-        norm = self.acc.clip_grad_norm_(self.model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
-        loss = logs["ce"].detach() + logs["diffusion"].detach()
-        bad = sum_over_processes(self.acc, (~torch.isfinite(loss)).float().reshape(1))
-        if self.guard.allow_step(self.step, bool(bad.item() > 0), norm.detach().cpu(),
-                                 {k: float(v.detach()) for k, v in logs.items()}):
-            self.opt.step()
-        self.opt.zero_grad(set_to_none=True)
-
     # ------------------------------------------------------------------ loop
     def run(self, until: int | None = None) -> Path | None:
         """Train to ``cfg.steps`` (or stop early at step ``until`` with a checkpoint).
@@ -317,7 +300,7 @@ class HARTTrainer:
         Returns the ``final`` model directory, or None when stopped early. Holds the run directory's
         lock meanwhile; Ctrl-C writes a checkpoint first (single process) and re-raises.
         """
-        return run_owned(self, until)
+        return run_owned(self, until, self.acc.num_processes)
 
     def train(self, until: int | None = None) -> Path | None:
         cfg = self.cfg
@@ -343,7 +326,8 @@ class HARTTrainer:
                         logs = self.loss(items, images.to(self.acc.device), captions)
                     self.acc.backward(logs["ce"] + cfg.diffusion_weight * logs["diffusion"])
                     if self.acc.sync_gradients:
-                        self.optimizer_step(logs)
+                        guarded_step(self.acc, self.model, self.opt, self.guard, self.step,
+                                     logs["ce"] + logs["diffusion"], logs, cfg.grad_clip)
                 seen += len(captions) * self.acc.num_processes
             ema_update_(self.ema, self.acc.unwrap_model(self.model), cfg.ema_decay)
             self.step += 1

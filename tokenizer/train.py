@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,11 +41,20 @@ from hart.training.distributed import (
     gather_rows,
     reduce_logs,
     refuse_unsupported_distribution,
+    say,
     single_process_launch_note,
     slow_bf16_note,
     sum_over_processes,
 )
-from hart.training.loop import NonFiniteGuard, RunLog, check_finite_weights, check_resume_config, run_owned
+from hart.training.loop import (
+    NonFiniteGuard,
+    RunLog,
+    check_finite_weights,
+    check_resume_config,
+    check_start_unchanged,
+    guarded_step,
+    run_owned,
+)
 from hart.training.rundir import RunDirectory
 from hart.training.schedule import check_run_lengths, lr_at
 from hart.training.state import (
@@ -152,9 +160,8 @@ class TokenizerTrainer:
         self.acc = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
         refuse_unsupported_distribution(self.acc)
         self.rundir = RunDirectory(self.out, resume, overwrite) if self.acc.is_main_process else None
-        for note in (single_process_launch_note(self.acc), slow_bf16_note(self.acc)):
-            if note and self.acc.is_main_process:
-                print(f"hart train-tokenizer: {note}", file=sys.stderr)
+        say(self.acc, "train-tokenizer", single_process_launch_note(self.acc))
+        say(self.acc, "train-tokenizer", slow_bf16_note(self.acc))
         self.layout = current_layout(self.acc, cfg)
         torch.manual_seed(cfg.seed)
         self.model_cfg = cfg.model_config()
@@ -242,14 +249,8 @@ class TokenizerTrainer:
             raise RuntimeError(f"checkpoint {path} was trained with another model configuration; "
                                "use a new --out-dir or the same --model")
         check_resume_config(state["train_config"], dataclasses.asdict(self.cfg), path)
-        if state["init_digest"] != self.init_digest:
-            raise RuntimeError(
-                f"checkpoint {path} was started from {self.cfg.init_from} when its weights had digest "
-                f"{state['init_digest']}; they now have {self.init_digest}: the earlier stage was retrained "
-                "since. Start this stage afresh in a new --out-dir (or delete the checkpoint)")
-        note = check_resume_layout(state["layout"], self.layout, path)
-        if note and self.acc.is_main_process:
-            print(f"hart train-tokenizer: {note}", file=sys.stderr)
+        check_start_unchanged(state["init_digest"], self.init_digest, self.cfg.init_from, path)
+        say(self.acc, "train-tokenizer", check_resume_layout(state["layout"], self.layout, path))
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["opt"])
         if self.disc is not None and state["disc"] is not None:
@@ -274,7 +275,8 @@ class TokenizerTrainer:
                 loss = loss + cfg.gan_weight * hinge_g_loss(self.disc(out.recon))
             self.acc.backward(loss)
             if self.acc.sync_gradients:
-                self.optimizer_step(loss, {"loss": loss, "rec": rec, "vq": out.vq_loss})
+                guarded_step(self.acc, self.model, self.opt, self.guard, self.step, loss,
+                             {"loss": loss, "rec": rec, "vq": out.vq_loss}, cfg.grad_clip)
             if gan_on:  # the generator's loss left gradients on the discriminator: drop them first
                 self.disc_opt.zero_grad(set_to_none=True)
                 d_loss = hinge_d_loss(self.disc(images), self.disc(out.recon.detach()))
@@ -287,16 +289,6 @@ class TokenizerTrainer:
             self.usage += sum_over_processes(self.acc, counts).cpu()
         return {"loss": loss.detach(), "rec": rec.detach(), "vq": out.vq_loss.detach(),
                 "psnr": psnr(out.recon.detach(), images).mean(), "f": out.f.detach()}
-
-    def optimizer_step(self, loss: torch.Tensor, losses: dict[str, torch.Tensor]) -> None:
-        """Clip, check for non-finite values (one decision for all processes), step, zero."""
-        clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
-        norm = self.acc.clip_grad_norm_(self.model.parameters(), clip)
-        bad = sum_over_processes(self.acc, (~torch.isfinite(loss.detach())).float().reshape(1))
-        if self.guard.allow_step(self.step, bool(bad.item() > 0), norm.detach().cpu(),
-                                 {k: float(v.detach()) for k, v in losses.items()}):
-            self.opt.step()
-        self.opt.zero_grad(set_to_none=True)
 
     def restart_dead_codes(self, fs: list[torch.Tensor], generator: torch.Generator) -> int:
         """Replace codes unused since the last restart by random encoder output vectors.
@@ -337,7 +329,7 @@ class TokenizerTrainer:
         Returns the ``final`` model directory, or None when stopped early. Holds the run directory's
         lock meanwhile; Ctrl-C writes a checkpoint first (single process) and re-raises.
         """
-        return run_owned(self, until)
+        return run_owned(self, until, self.acc.num_processes)
 
     def train(self, until: int | None = None) -> Path | None:
         """The loop of ``run``."""

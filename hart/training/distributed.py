@@ -13,6 +13,7 @@ layout with the same G sees the same items at every step (``tokenizer.data.sourc
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import asdict, dataclass
 
 import torch
@@ -75,6 +76,12 @@ def refuse_unsupported_distribution(acc: Accelerator) -> None:
         raise RuntimeError(f"{kind} is not supported by the hart trainers yet (they keep an unsharded EMA and write "
                            "unsharded checkpoints); launch with DDP instead: accelerate launch --multi_gpu ... "
                            "(configs/accelerate/multi-gpu.yaml)")
+
+
+def say(acc: Accelerator, command: str, note: str | None) -> None:
+    """Print a note (if any) once, from the main process, on stderr: ``hart COMMAND: note``."""
+    if note and acc.is_main_process:
+        print(f"hart {command}: {note}", file=sys.stderr)
 
 
 def slow_bf16_note(acc: Accelerator) -> str | None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from hart.training.distributed import sum_over_processes
 from tokenizer.checkpoint import atomic_write
 
 SEED_MIX = 0x9E3779B97F4A7C15  # golden-ratio multiplier: spreads (seed, index) pairs over 63 bits
@@ -60,6 +61,27 @@ class NonFiniteGuard:
                 f"{float(grad_norm):.4g}), {self.skipped} step(s) in a row; {kept}. Lower --lr, raise "
                 "--warmup-steps or --grad-clip, then start afresh or --resume from the checkpoint")
         return False
+
+
+def guarded_step(acc, model: nn.Module, opt: torch.optim.Optimizer, guard: NonFiniteGuard, step: int,
+                 loss: torch.Tensor, logs: dict[str, torch.Tensor], grad_clip: float) -> None:
+    """Clip (``grad_clip`` 0: only measure), decide once for all processes whether ``loss`` and the
+    averaged gradient are finite, step the optimizer if so, zero the gradients."""
+    norm = acc.clip_grad_norm_(model.parameters(), grad_clip if grad_clip > 0 else float("inf"))
+    bad = sum_over_processes(acc, (~torch.isfinite(loss.detach())).float().reshape(1))
+    losses = {k: float(v.detach()) for k, v in logs.items()}
+    if guard.allow_step(step, bool(bad.item() > 0), norm.detach().cpu(), losses):
+        opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
+def check_start_unchanged(stored: str | None, now: str | None, source: str | None, path: Path) -> None:
+    """A resumed stage's start (``init_from``) must hold the weights it had when the stage began."""
+    if stored != now:
+        raise RuntimeError(
+            f"checkpoint {path} was started from {source} when its weights had digest {stored}; they now have "
+            f"{now}: the earlier stage was retrained since. Start this stage afresh in a new --out-dir (or delete "
+            "the checkpoint)")
 
 
 def check_finite_weights(modules: Iterable[tuple[str, nn.Module]]) -> None:
@@ -111,7 +133,7 @@ class RunLog:
                 fh.write(json.dumps(row) + "\n")
 
 
-def run_owned(trainer, until: int | None):
+def run_owned(trainer, until: int | None, processes: int):
     """``trainer.train(until)`` while holding its run directory (``trainer.rundir``, main process only).
 
     Ctrl-C writes a checkpoint first (single process: under ``accelerate launch`` the processes are
@@ -123,7 +145,7 @@ def run_owned(trainer, until: int | None):
     try:
         return trainer.train(until)
     except KeyboardInterrupt:
-        if trainer.acc.num_processes == 1 and trainer.step > 0:
+        if processes == 1 and trainer.step > 0:
             trainer.save_checkpoint()
         raise
     finally:
