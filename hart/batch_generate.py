@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from hart.prompt_file import PromptLine, read_prompts
 from hart.sampler import SamplingSettings
 from hart.seeding import derive_seed
+from tokenizer.checkpoint import atomic_write
 
 if TYPE_CHECKING:
     from accelerate import PartialState
@@ -136,10 +137,8 @@ def generate_prompt_file(pipe: HARTPipeline, prompts: str | os.PathLike, out_dir
         images = pipe([it.prompt for it in todo], batch_size=len(todo), progress=False,
                       generator=[torch.Generator().manual_seed(it.seed) for it in todo],
                       **dataclasses.asdict(settings)).images
-        for it, image in zip(todo, images, strict=True):
-            tmp = out / f".{it.file}.tmp"
-            image.save(tmp, format="PNG")
-            os.replace(tmp, out / it.file)  # a killed run leaves no half-written PNG to be skipped later
+        for it, image in zip(todo, images, strict=True):  # atomic: a killed run leaves no half PNG to skip later
+            atomic_write(out / it.file, lambda tmp, image=image: image.save(tmp, format="PNG"))
         with journal.open("a", encoding="utf-8") as f:
             f.writelines(json.dumps(record(it, settings, model)) + "\n" for it in todo)
     state.wait_for_everyone()
@@ -189,8 +188,7 @@ def write_metadata(out: Path, planned: list[dict]) -> None:
     records.update((r["file"], r) for r in planned)
     rows = sorted((r for f, r in records.items() if (out / f).is_file()),
                   key=lambda r: (r.get("line", 0), r.get("j", 0), r["file"]))
-    tmp = out / f".{METADATA}.tmp"
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    os.replace(tmp, out / METADATA)
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    atomic_write(out / METADATA, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     for journal in out.glob(JOURNAL_GLOB):
         journal.unlink()
