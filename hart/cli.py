@@ -214,6 +214,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     from hart.pipeline import PIPELINE_PRESETS, HARTPipeline
 
+    if is_tokenizer(args.model):
+        return tokenizer_info(args.model, args.json)
     if args.model in PIPELINE_PRESETS and not Path(args.model).is_dir():
         pipe = HARTPipeline.from_preset(args.model, meta=True)
     else:
@@ -245,6 +247,52 @@ def cmd_info(args: argparse.Namespace) -> int:
     if one is not None:
         print(f"  one-step head   {one['params'] / 1e6:10.2f} M parameters, generator_t {one['generator_t']} "
               f"(diffusion_steps 1; distilled from {one['teacher_steps']} steps, guidance {one['guidance_scale']})")
+    return 0
+
+
+def is_tokenizer(name: str) -> bool:
+    """Whether ``name`` is a shipped tokenizer, a tokenizer preset or a tokenizer directory (no pipeline.json)."""
+    from hart.pipeline import PIPELINE_PRESETS, shipped_models
+    from tokenizer.config import PRESETS
+    from tokenizer.hybrid import shipped_names
+
+    path = Path(name)
+    if path.is_dir():
+        return (path / "config.json").is_file() and not (path / "pipeline.json").is_file()
+    if name in shipped_models() or name in PIPELINE_PRESETS:
+        return False
+    return name in shipped_names() or name in PRESETS
+
+
+def tokenizer_info(name: str, as_json: bool) -> int:
+    """``hart info`` for a tokenizer: sizes, scales, parameters."""
+    import json
+
+    import torch
+
+    from tokenizer.config import PRESETS
+    from tokenizer.hybrid import HybridTokenizer, shipped_names
+
+    if Path(name).is_dir() or name in shipped_names():
+        tok = HybridTokenizer.from_pretrained(name)
+    else:
+        with torch.device("meta"):
+            tok = HybridTokenizer(PRESETS[name])
+    c = tok.config
+    f = c.image_size // c.patch_nums[-1]
+    info = {"tokenizer": name, "image_size": c.image_size, "downsample": f, "vocab_size": c.vocab_size,
+            "latent_channels": c.latent_channels, "patch_nums": list(c.patch_nums),
+            "tokens": sum(p * p for p in c.patch_nums), "params": sum(p.numel() for p in tok.parameters()),
+            "config": dataclasses.asdict(c)}
+    if as_json:
+        print(json.dumps(info))
+        return 0
+    print(f"{name}: hybrid tokenizer, {c.image_size} px -> {c.patch_nums[-1]} x {c.patch_nums[-1]} x "
+          f"{c.latent_channels} latent (f {f})")
+    print(f"  parameters      {info['params'] / 1e6:10.2f} M")
+    print(f"  codebook        {c.vocab_size} codes of {c.latent_channels} channels")
+    print(f"  patch_nums      {info['patch_nums']} ({info['tokens']} tokens)")
+    print(f"  reconstruct     hart reconstruct --model {name} IMAGE --out OUT.png")
     return 0
 
 
@@ -334,8 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out-dir", default="outputs", help="folder of the PNGs (default: %(default)s)")
     demo.set_defaults(func=cmd_demo)
 
-    info = sub.add_parser("info", help="components, parameter counts and scales of a model or preset")
-    info.add_argument("model", help="preset name, shipped model or directory")
+    info = sub.add_parser("info", help="components, parameter counts and scales of a model, tokenizer or preset")
+    info.add_argument("model", help="shipped model or tokenizer (e.g. hart-shapes-64, photo-f8), preset name or directory")
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(func=cmd_info)
 

@@ -10,7 +10,9 @@ float64 through symmetric eigendecompositions.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import os
 import warnings
 from pathlib import Path
 
@@ -38,18 +40,38 @@ def inception_path() -> Path:
 
 
 class InceptionFeatures:
-    """PIL images -> (N, 2048) float64 Inception pool features."""
+    """PIL images -> (N, 2048) float64 Inception pool features.
 
-    def __init__(self, device: str | torch.device = "cpu") -> None:
+    With ``cache_dir`` the features of each image list are kept in ``cache_dir/<sha256>.npy``, the
+    hash taken over the pixels of every image in order: fixed sets (the reference images, the
+    tokenizer reconstructions) are embedded once, and any change to a single pixel misses the cache.
+    """
+
+    def __init__(self, device: str | torch.device = "cpu", cache_dir: str | Path | None = None) -> None:
         self.device = torch.device(device)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         with warnings.catch_warnings():  # torch.jit.load is deprecated, the file is TorchScript
             warnings.simplefilter("ignore", FutureWarning)
             self.net = torch.jit.load(str(inception_path()), map_location=self.device).eval()
 
-    @torch.no_grad()
     def __call__(self, images: list[Image.Image], batch_size: int = 50, progress: bool = False) -> np.ndarray:
         if not images:
             raise ValueError("no images to embed")
+        if self.cache_dir is None:
+            return self.embed(images, batch_size, progress)
+        path = self.cache_dir / f"{pixel_digest(images)}.npy"
+        if path.is_file():
+            return np.load(path)
+        feats = self.embed(images, batch_size, progress)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
+        np.save(tmp, feats)
+        os.replace(tmp, path)
+        return feats
+
+    @torch.no_grad()
+    def embed(self, images: list[Image.Image], batch_size: int = 50, progress: bool = False) -> np.ndarray:
+        """Features of ``images`` computed by the network (no cache)."""
         feats = []
         batches = range(0, len(images), batch_size)
         for i in tqdm(batches, desc="inception", disable=not progress):
@@ -60,6 +82,16 @@ class InceptionFeatures:
             f = self.net((x * (hi - lo) + lo).clamp(lo, hi))
             feats.append(f.flatten(2).mean(2) if f.ndim > 2 else f)
         return torch.cat(feats).double().cpu().numpy()
+
+
+def pixel_digest(images: list[Image.Image]) -> str:
+    """sha256 (hex) over the size and RGB bytes of every image, in order."""
+    h = hashlib.sha256(INCEPTION_FILE.encode())
+    for im in images:
+        rgb = im.convert("RGB")
+        h.update(f"{rgb.size}|".encode())
+        h.update(rgb.tobytes())
+    return h.hexdigest()
 
 
 def feature_stats(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
@@ -21,6 +22,7 @@ from tqdm.auto import tqdm
 from hart.config import HEAD_PRESETS, TRANSFORMER_PRESETS, DiffusionHeadConfig, TransformerConfig
 from hart.diffusion_head import DiffusionHead
 from hart.one_step import ONE_STEP_DIR, OneStepSpec, load_one_step, remove_one_step, save_one_step
+from hart.quiet import quiet_transformers
 from hart.sampler import NullPrefix, SamplingSettings, check_generators, generate
 from hart.seeding import prompt_generators
 from hart.text_encoder import TextEncoder, default_text_encoder_dir
@@ -62,21 +64,39 @@ PIPELINE_PRESETS: dict[str, PipelinePreset] = {
 }
 
 
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+
+
 @dataclass
 class PipelineOutput:
-    images: list[Image.Image]
+    """``images``: a list of PIL images, or an array / tensor for ``output_type`` "np", "pt", "latent"."""
+
+    images: list[Image.Image] | np.ndarray | torch.Tensor
 
 
-def build_text_encoder(spec: TextEncoderSpec, max_length: int, seed: int = 0, meta: bool = False) -> TextEncoder:
-    """The text encoder a spec names; ``meta`` builds random encoders without memory (for counting)."""
+def convert_output(x: torch.Tensor, output_type: str):
+    """Images in [-1, 1] (B, 3, H, W) -> the requested type; latents pass through."""
+    if output_type == "latent":
+        return x
+    if output_type == "pil":
+        return [to_pil(im) for im in x]
+    x = ((x + 1) / 2).clamp(0, 1)
+    return x.permute(0, 2, 3, 1).numpy() if output_type == "np" else x
+
+
+def build_text_encoder(spec: TextEncoderSpec, max_length: int, seed: int = 0, meta: bool = False,
+                       verbose: bool | None = None) -> TextEncoder:
+    """The text encoder a spec names; ``meta`` builds random encoders without memory (for counting).
+    Silent unless ``verbose`` (or ``HART_VERBOSE``)."""
     if spec.kind == "package":
-        return TextEncoder.from_pretrained(default_text_encoder_dir(), max_length)
+        return TextEncoder.from_pretrained(default_text_encoder_dir(), max_length, verbose)
     if spec.kind == "directory":
-        return TextEncoder.from_pretrained(spec.path, max_length)
-    if meta:
-        model = build_on_meta(lambda: random_text_model(spec.architecture, seed))
-    else:
-        model = random_text_model(spec.architecture, seed)
+        return TextEncoder.from_pretrained(spec.path, max_length, verbose)
+    with quiet_transformers(verbose):
+        if meta:
+            model = build_on_meta(lambda: random_text_model(spec.architecture, seed))
+        else:
+            model = random_text_model(spec.architecture, seed)
     return TextEncoder(model, ByteTokenizer(), max_length)
 
 
@@ -104,8 +124,10 @@ class HARTPipeline:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_preset(cls, name: str, seed: int = 0, text_encoder: str | None = None,
-                    device: str | torch.device = "cpu", meta: bool = False) -> HARTPipeline:
-        """A pipeline of preset ``name`` with random weights (the text encoder too, unless given)."""
+                    device: str | torch.device = "cpu", meta: bool = False,
+                    verbose: bool | None = None) -> HARTPipeline:
+        """A pipeline of preset ``name`` with random weights (the text encoder too, unless given).
+        ``verbose``: let transformers print its loading notices (default: ``HART_VERBOSE``)."""
         if name not in PIPELINE_PRESETS:
             raise KeyError(f"unknown preset {name!r}; known presets: {sorted(PIPELINE_PRESETS)}")
         p = PIPELINE_PRESETS[name]
@@ -115,22 +137,23 @@ class HARTPipeline:
             ar = HARTTransformer(TRANSFORMER_PRESETS[p.transformer])
             head = DiffusionHead(HEAD_PRESETS[p.head])
             tok = HybridTokenizer(TOKENIZER_PRESETS[p.tokenizer])
-        te = build_text_encoder(spec, ar.config.max_text_len, seed, meta)
+        te = build_text_encoder(spec, ar.config.max_text_len, seed, meta, verbose)
         if not meta:
             te.model.to(device)
         return cls(te, ar.eval(), head.eval(), tok.eval(), spec, p.sampling)
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str | os.PathLike, device: str | torch.device = "cpu",
-                        text_encoder: str | None = None) -> HARTPipeline:
-        """Load a shipped model by name or a ``save_pretrained`` directory."""
+                        text_encoder: str | None = None, verbose: bool | None = None) -> HARTPipeline:
+        """Load a shipped model by name or a ``save_pretrained`` directory; silent unless ``verbose``
+        (or ``HART_VERBOSE=1``)."""
         root = resolve_model_dir(name_or_dir)
         spec = load_config(root / "text_encoder", TextEncoderSpec)
         if text_encoder:
             spec = dataclasses.replace(spec, kind="directory", path=str(text_encoder))
         ar = load_component(root / "transformer", TransformerConfig, HARTTransformer)
         # Random encoders are built for real (their non-persistent buffers are not in the file).
-        te = build_text_encoder(spec, ar.config.max_text_len)
+        te = build_text_encoder(spec, ar.config.max_text_len, verbose=verbose)
         if spec.kind == "random":
             load_weights(root / "text_encoder", te.model)
         head = load_component(root / "diffusion_head", DiffusionHeadConfig, DiffusionHead)
@@ -181,42 +204,109 @@ class HARTPipeline:
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
-    def __call__(self, prompts: str | list[str], seed: int = 0, batch_size: int = 8, progress: bool = True,
-                 generator: torch.Generator | list[torch.Generator] | None = None, **overrides) -> PipelineOutput:
-        """Generate one image per prompt. ``overrides``: cfg_scale, top_k, top_p, temperature, diffusion_steps.
+    def __call__(self, prompts: str | list[str] | None = None, seed: int | None = 0, batch_size: int = 8,
+                 progress: bool = True, generator: torch.Generator | list[torch.Generator] | None = None, *,
+                 negative_prompt: str | list[str] | None = None, num_images_per_prompt: int = 1,
+                 output_type: str = "pil", prompt: str | list[str] | None = None, guidance_scale: float | None = None,
+                 height: int | None = None, width: int | None = None, **overrides) -> PipelineOutput:
+        """Generate ``num_images_per_prompt`` images per prompt (prompt-major order).
 
-        ``diffusion_steps=1`` samples the residual with the one-step head when the pipeline holds
-        one (``head_1step``), else runs the 8-step head at one step.
+        ``overrides``: cfg_scale, top_k, top_p, temperature, diffusion_steps (``pipeline.json`` holds
+        the defaults). ``diffusion_steps=1`` samples the residual with the one-step head when the
+        pipeline holds one (``head_1step``), else runs the 8-step head at one step.
 
-        Randomness, as in diffusers: by default prompt i gets its own CPU generator seeded with
-        ``hart.seeding.derive_seed(seed, i)``, so its image depends on (seed, i, prompt, settings)
-        only, not on ``batch_size`` or the other prompts. ``generator`` replaces ``seed``: a list of
-        CPU generators, one per prompt, or one generator shared by the whole call (images then
-        depend on the batching, as before per-prompt generators).
+        Randomness, as in diffusers: by default image i gets its own CPU generator seeded with
+        ``hart.seeding.derive_seed(seed, i)``, so it depends on (seed, i, prompt, settings) only, not
+        on ``batch_size`` or the other prompts. ``seed=None`` draws the seed from torch's global
+        generator (``torch.manual_seed`` makes it repeatable). ``generator`` replaces ``seed``: a list
+        of CPU generators, one per image, or one generator shared by the whole call (images then
+        depend on the batching).
+
+        ``negative_prompt`` (one string, or one per prompt) takes the place of the empty prompt in
+        classifier-free guidance. ``output_type``: "pil" (a list of images), "np" (float array
+        (N, H, W, 3) in [0, 1]), "pt" (tensor (N, 3, H, W) in [0, 1]) or "latent" (the tokenizer
+        latents (N, C, h, w) before decoding).
+
+        Diffusers names are accepted too: ``prompt`` for ``prompts``, ``guidance_scale`` = 1 +
+        ``cfg_scale`` (diffusers mixes u + w (c - u); HART's cfg_scale t mixes (1 + t) c - t u), and
+        ``height``/``width``, which must equal the model's one image size.
         """
-        prompts = self.text_encoder.check_prompts(prompts)
-        unknown = set(overrides) - {f.name for f in dataclasses.fields(SamplingSettings)}
-        if unknown:
-            raise TypeError(f"unknown sampling settings {sorted(unknown)}")
-        settings = dataclasses.replace(self.settings, **{k: v for k, v in overrides.items() if v is not None})
+        prompts = self._call_prompts(prompts, prompt, num_images_per_prompt)
+        overrides = self._call_overrides(overrides, guidance_scale, height, width)
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}")
+        settings = dataclasses.replace(self.settings, **overrides)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        negatives = self._negative_prompts(negative_prompt, len(prompts) // num_images_per_prompt,
+                                           num_images_per_prompt)
         if generator is None:
+            if seed is None:
+                seed = int(torch.randint(0, 2**62, ()))
+            if not isinstance(seed, int) or isinstance(seed, bool):
+                raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
             generator = prompt_generators(seed, len(prompts))
         check_generators(generator, len(prompts))
         dtype = next(self.transformer.parameters()).dtype
+        guided = settings.cfg_scale > 0
         null = self._encode([""], dtype)
-        null_prefix = self._null_prefix(null) if settings.cfg_scale > 0 else None
-        images: list[Image.Image] = []
+        null_prefix = self._null_prefix(null) if guided and negatives is None else None
+        outputs = []
         starts = range(0, len(prompts), batch_size)
         for i in tqdm(starts, desc="generate", disable=not progress or len(starts) == 1):
             chunk = prompts[i:i + batch_size]
             rows = generator[i:i + batch_size] if isinstance(generator, (list, tuple)) else generator
-            out = generate(self.transformer, self.head, self.tokenizer, self._encode(chunk, dtype), null,
-                           settings, rows, null_prefix=null_prefix, head_1step=self.head_1step,
-                           one_step_spec=self.one_step)
-            images += [to_pil(x) for x in out.float()]
-        return PipelineOutput(images=images)
+            chunk_null = null if negatives is None else self._encode(negatives[i:i + batch_size], dtype)
+            outputs.append(generate(self.transformer, self.head, self.tokenizer, self._encode(chunk, dtype),
+                                    chunk_null, settings, rows, null_prefix=null_prefix, head_1step=self.head_1step,
+                                    one_step_spec=self.one_step, decode=output_type != "latent").float())
+        return PipelineOutput(images=convert_output(torch.cat(outputs), output_type))
+
+    def _call_prompts(self, prompts, prompt, per_prompt: int) -> list[str]:
+        """The prompt list of a call (``prompts`` or diffusers' ``prompt``), each repeated ``per_prompt`` times."""
+        if prompt is not None:
+            if prompts is not None:
+                raise TypeError("pass the prompts once: as the first argument (prompts) or as prompt=, not both")
+            prompts = prompt
+        if prompts is None:
+            raise TypeError("no prompts: call pipe('a red circle') or pipe(prompt=[...])")
+        prompts = self.text_encoder.check_prompts(prompts)
+        if not isinstance(per_prompt, int) or per_prompt < 1:
+            raise ValueError(f"num_images_per_prompt must be an int >= 1, got {per_prompt!r}")
+        return [p for p in prompts for _ in range(per_prompt)]
+
+    def _call_overrides(self, overrides: dict, guidance_scale, height, width) -> dict:
+        """Sampling settings of a call, with diffusers' guidance_scale and size arguments checked."""
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(SamplingSettings)}
+        if unknown:
+            raise TypeError(f"unknown arguments {sorted(unknown)}; sampling settings are "
+                            f"{', '.join(f.name for f in dataclasses.fields(SamplingSettings))}")
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        if guidance_scale is not None:
+            if "cfg_scale" in overrides:
+                raise TypeError("pass cfg_scale or guidance_scale (= 1 + cfg_scale), not both")
+            if guidance_scale < 1:
+                raise ValueError(f"guidance_scale must be >= 1 (1 = no guidance; it is 1 + cfg_scale), "
+                                 f"got {guidance_scale}")
+            overrides["cfg_scale"] = float(guidance_scale) - 1.0
+        size = self.tokenizer.config.image_size
+        for name, value in (("height", height), ("width", width)):
+            if value is not None and value != size:
+                raise ValueError(f"{name}={value}: this model draws {size} x {size} images only (each model has "
+                                 f"one size, fixed by its tokenizer and transformer); omit height and width")
+        return overrides
+
+    @staticmethod
+    def _negative_prompts(negative_prompt, count: int, per_prompt: int) -> list[str] | None:
+        """One negative prompt per image, or None when every one is the empty prompt (the cached path)."""
+        if negative_prompt is None:
+            return None
+        negatives = [negative_prompt] * count if isinstance(negative_prompt, str) else list(negative_prompt)
+        if len(negatives) != count or not all(isinstance(n, str) for n in negatives):
+            raise ValueError(f"negative_prompt must be a string or a list of {count} strings (one per prompt)")
+        if all(n == "" for n in negatives):
+            return None
+        return [n for n in negatives for _ in range(per_prompt)]
 
     def _null_prefix(self, null: tuple[torch.Tensor, torch.Tensor]) -> NullPrefix:
         """The null prompt's prefill, kept across calls until a weight of the transformer or the

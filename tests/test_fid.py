@@ -33,3 +33,25 @@ def test_inception_features_tell_colours_apart():
     f_red, f_red2, f_blue = net(reds), net(more_reds), net(blues)
     assert f_red.shape == (6, 2048)
     assert fid(f_red, f_red2) < fid(f_red, f_blue) / 10
+
+
+def test_feature_cache_reuses_identical_images_and_misses_on_one_changed_pixel(tmp_path):
+    net = object.__new__(InceptionFeatures)  # the cache logic, without the Inception file
+    net.cache_dir = tmp_path / "cache"
+    calls = []
+
+    def embed(images, batch_size=50, progress=False):
+        calls.append(len(images))
+        return np.array([[float(np.asarray(im).sum())] for im in images])
+
+    net.embed = embed
+    images = [Image.new("RGB", (8, 8), (i, 0, 0)) for i in range(3)]
+    first = net(images)
+    again = net([im.copy() for im in images])
+    np.testing.assert_array_equal(first, again)
+    assert calls == [3]
+    changed = [im.copy() for im in images]
+    changed[2].putpixel((7, 7), (0, 0, 1))
+    assert net(changed)[2, 0] != first[2, 0]
+    assert calls == [3, 3]
+    assert len(list(net.cache_dir.glob("*.npy"))) == 2
