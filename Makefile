@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Exactly the torch builds that install from the local wheel cache on the reference machine; keep in step with pyproject.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test photos emoji-font photo-tokenizer shapes-model emoji-model bench-tokenizer bench-shapes clean
+.PHONY: demo test photos emoji-font photo-tokenizer shapes-model emoji-model bench bench-tokenizer bench-shapes clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,11 +59,17 @@ emoji-model: $(VENV)/.installed emoji-font
 
 ## bench-shapes: prompt accuracy of hart-shapes-64 (pixel-analysis judge, 200 prompts)
 bench-shapes: $(VENV)/.installed-dev
-	$(BIN)/python benchmarks/shapes_accuracy.py --model hart-shapes-64 --grid benchmarks/hart-shapes-64-samples.png
+	$(BIN)/python benchmarks/shapes_accuracy.py --model hart-shapes-64 --grid outputs/hart-shapes-64-samples.png
 
 ## bench-tokenizer: reconstruction PSNR of photo-f8 on unseen photos
 bench-tokenizer: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/tokenizer_psnr.py --model photo-f8
+
+## bench: the benchmark suite: timed sampler/baseline steps, FLOPs table, shapes accuracy, tokenizer PSNR (outputs/)
+bench: $(VENV)/.installed-dev bench-shapes bench-tokenizer
+	$(BIN)/pytest benchmarks/ --benchmark-only -p no:cacheprovider
+	$(BIN)/python scripts/bench.py --flops-only
+	$(BIN)/python benchmarks/plot_speed.py
 
 clean:
 	rm -rf $(VENV) outputs

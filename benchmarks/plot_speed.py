@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Plot FLOPs and latency against resolution for HART and the diffusion baselines.
 
-    python benchmarks/plot_speed.py benchmarks/bench-flops.json benchmarks/bench-cpu-256.json \
-        --out benchmarks/speed-vs-resolution.png
+    python benchmarks/plot_speed.py   # the committed benchmarks/bench-*.json -> outputs/speed-vs-resolution.png
+    python benchmarks/plot_speed.py benchmarks/bench-flops.json my-run.json --out benchmarks/speed-vs-resolution.png
 
 Reads the JSON lines that ``scripts/bench.py --json-out`` writes (any number of files: FLOPs come
 from every file, latencies at batch 1 from those with a ``speed`` section, one curve per device and dtype).
@@ -93,10 +93,16 @@ def plot(lines: list[dict], out: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", type=Path, nargs="+", help="JSON files of scripts/bench.py --json-out")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/speed-vs-resolution.png"))
+    parser.add_argument("results", type=Path, nargs="*",
+                        help="JSON files of scripts/bench.py --json-out (default: benchmarks/bench-*.json)")
+    parser.add_argument("--out", type=Path, default=Path("outputs/speed-vs-resolution.png"),
+                        help="PNG to write (default: %(default)s; the README's is benchmarks/speed-vs-resolution.png)")
     args = parser.parse_args()
-    print(plot(load(args.results), args.out))
+    results = args.results or sorted(Path(__file__).parent.glob("bench-*.json"))
+    if not results:
+        parser.error("no JSON files given and none committed in benchmarks/")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    print(plot(load(results), args.out))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import platform
 import time
+from pathlib import Path
 
 import torch
 
@@ -70,6 +71,7 @@ def main() -> None:
     for name, scores in rows.items():
         print(f"{name:<22}" + "".join(f"{scores[a]:>11.3f}" for a in (*ATTRIBUTES, "all")))
     if args.grid:
+        Path(args.grid).parent.mkdir(parents=True, exist_ok=True)
         image_grid(images[:64], 8).save(args.grid)
         print(f"grid: {args.grid}")
     result = {

@@ -383,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     info = sub.add_parser("info", help="components, parameter counts and scales of a model, tokenizer or preset")
-    info.add_argument("model", help="shipped model or tokenizer (e.g. hart-shapes-64, photo-f8), preset name or directory")
+    info.add_argument("model", help="shipped model or tokenizer (hart-shapes-64, photo-f8, ...), preset or directory")
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(func=cmd_info)
 
