@@ -1,4 +1,4 @@
-"""The ``hart`` command line: generate, demo, info, train, train-tokenizer, reconstruct.
+"""The ``hart`` command line: generate, demo, info, serve, train, train-tokenizer, reconstruct.
 
 Library code does the work; this module only parses flags and prints results.
 """
@@ -296,6 +296,21 @@ def tokenizer_info(name: str, as_json: bool) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from hart.pipeline import shipped_models
+
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+
+        from hart.serve import serve
+    except ImportError as e:
+        raise RuntimeError(f"hart serve needs the web extras ({e.name} is missing): "
+                           "pip install -e '.[serve]'") from None
+    serve(args.model or shipped_models(), args.host, args.port, args.max_queue, args.max_images)
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from hart.train import HARTTrainConfig, train_hart
 
@@ -386,6 +401,14 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("model", help="shipped model or tokenizer (hart-shapes-64, photo-f8, ...), preset or directory")
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(func=cmd_info)
+
+    srv = sub.add_parser("serve", help="a local web app (and JSON endpoint) that generates from prompts")
+    srv.add_argument("--model", action="append", help="model to serve (repeatable; default: every shipped model)")
+    srv.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s: this machine only)")
+    srv.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
+    srv.add_argument("--max-queue", type=int, default=4, help="waiting requests; more get 503 (default: %(default)s)")
+    srv.add_argument("--max-images", type=int, default=16, help="most images per request (default: %(default)s)")
+    srv.set_defaults(func=cmd_serve)
 
     add_training_parser(sub, "train", "train the transformer and diffusion head (accelerate-ready)",
                         _config_cls("hart.train", "HARTTrainConfig"), TRAIN_HART_HELP, cmd_train)
