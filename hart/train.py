@@ -60,7 +60,7 @@ from hart.training.loop import (
     sample_generator,
 )
 from hart.training.rundir import RunDirectory
-from hart.training.schedule import check_run_lengths, ema_update_, lr_at
+from hart.training.schedule import check_run_lengths, ema_decay_at, ema_update_, lr_at
 from hart.training.state import STATE_NAME, load_training_state, refuse_legacy_checkpoint, save_training_state
 from tokenizer.checkpoint import save_json
 from tokenizer.data.images import image_grid
@@ -90,6 +90,7 @@ class HARTTrainConfig:
     diffusion_weight: float = 1.0
     head_token_ratio: float = 0.5
     ema_decay: float = 0.999
+    ema_warmup: bool = True  # decay min(ema_decay, (1 + step) / (10 + step)); runs before this key had none
     log_every: int = 10
     sample_every: int = 500
     ckpt_every: int = 250
@@ -329,7 +330,8 @@ class HARTTrainer:
                         guarded_step(self.acc, self.model, self.opt, self.guard, self.step,
                                      logs["ce"] + logs["diffusion"], logs, cfg.grad_clip)
                 seen += len(captions) * self.acc.num_processes
-            ema_update_(self.ema, self.acc.unwrap_model(self.model), cfg.ema_decay)
+            decay = ema_decay_at(self.step, cfg.ema_decay, cfg.ema_warmup)
+            ema_update_(self.ema, self.acc.unwrap_model(self.model), decay)
             self.step += 1
             if self.step % cfg.log_every == 0 or self.step == stop:
                 row = {k: round(v, 5) for k, v in reduce_logs(self.acc, logs).items()}

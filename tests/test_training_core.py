@@ -116,3 +116,30 @@ def test_state_digest_sees_values_names_and_dtypes():
     assert state_digest(a) != state_digest({"w": torch.ones(2, 2).double()})
     assert state_digest(a) != state_digest({"v": torch.ones(2, 2)})
     assert state_digest(a) != state_digest({"w": torch.ones(2, 2) + 1e-7})
+
+
+def test_ema_warmup_forgets_the_starting_weights():
+    from torch import nn
+
+    from hart.training.schedule import ema_decay_at, ema_update_
+
+    assert ema_decay_at(0, 0.998, warmup=False) == 0.998
+    assert ema_decay_at(0, 0.998, warmup=True) == pytest.approx(0.1)
+    assert ema_decay_at(10_000, 0.998, warmup=True) == 0.998
+    start, trained = nn.Linear(2, 2, bias=False), nn.Linear(2, 2, bias=False)
+    for warmup, most in ((False, 0.07), (True, 1e-6)):
+        ema = nn.Linear(2, 2, bias=False)
+        ema.load_state_dict(start.state_dict())
+        for step in range(1300):
+            ema_update_(ema, trained, ema_decay_at(step, 0.998, warmup))
+        left = ((ema.weight - trained.weight) / (start.weight - trained.weight)).detach()  # share of the start kept
+        assert float(left.max()) <= most * 1.1
+        if not warmup:
+            assert float(left.min()) >= 0.07  # 0.998 ** 1300 = 0.074 of the random start survives
+
+
+def test_resume_of_a_run_recorded_before_ema_warmup_needs_it_off(tmp_path):
+    stored = {"lr": 1e-3, "ema_decay": 0.998}  # recorded before the key existed: trained without warm-up
+    check_resume_config(stored, {**stored, "ema_warmup": False}, tmp_path)
+    with pytest.raises(RuntimeError, match="ema_warmup"):
+        check_resume_config(stored, {**stored, "ema_warmup": True}, tmp_path)

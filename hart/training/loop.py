@@ -99,8 +99,13 @@ RESUMABLE_KEYS = frozenset({"out_dir", "steps", "log_every", "sample_every", "ck
                             "num_workers", "batch_size", "grad_accum", "max_skipped_steps"})
 
 
+# Settings added after runs were recorded without them: the value those runs trained with.
+LEGACY_DEFAULTS = {"ema_warmup": False}
+
+
 def check_resume_config(stored: dict, now: dict, path: Path) -> None:
     """Refuse to resume ``path`` with settings that would make the result another model."""
+    stored = {**{k: v for k, v in LEGACY_DEFAULTS.items() if k in now}, **stored}
     changed = sorted(k for k in set(stored) | set(now)
                      if k not in RESUMABLE_KEYS and _norm(stored.get(k)) != _norm(now.get(k)))
     if changed:

@@ -22,6 +22,14 @@ def lr_at(step: int, cfg) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def ema_decay_at(step: int, decay: float, warmup: bool) -> float:
+    """The EMA decay of optimizer step ``step`` (0-based): ``decay``, or with ``warmup``
+    min(decay, (1 + step) / (10 + step)), so the average forgets its starting weights (random ones,
+    or those of an init_from model) within the first few hundred steps instead of keeping
+    decay**steps of them (0.998**1300 = 7%)."""
+    return min(decay, (1 + step) / (10 + step)) if warmup else decay
+
+
 @torch.no_grad()
 def ema_update_(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * model, parameter by parameter (same structure)."""
