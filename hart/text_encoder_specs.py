@@ -24,13 +24,13 @@ ARCHITECTURES = {"qwen2-1.5b": ("qwen2", QWEN2_1_5B), "tiny-bert": ("bert", TINY
 
 @dataclass(frozen=True)
 class TextEncoderSpec:
-    kind: str = "package"  # "package" | "directory" | "random"
+    kind: str = "package"  # "package" | "directory" | "random" | "embedded" (files in the model's text_encoder/model/)
     path: str = ""  # for "directory"
     architecture: str = ""  # for "random": a key of ARCHITECTURES
 
     def __post_init__(self) -> None:
-        if self.kind not in ("package", "directory", "random"):
-            raise ValueError(f"text encoder kind must be package, directory or random, got {self.kind!r}")
+        if self.kind not in ("package", "directory", "random", "embedded"):
+            raise ValueError(f"text encoder kind must be package, directory, random or embedded, got {self.kind!r}")
         if self.kind == "random" and self.architecture not in ARCHITECTURES:
             raise ValueError(f"unknown text encoder architecture {self.architecture!r}; known: {sorted(ARCHITECTURES)}")
 

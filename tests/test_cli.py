@@ -55,3 +55,18 @@ def test_python_dash_m_hart_runs_the_cli():
     done = subprocess.run([sys.executable, "-m", "hart", "info", "photo-f8"], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0 and "hybrid tokenizer" in done.stdout
+
+
+def test_threads_flag_sets_torch_threads_and_refuses_zero(tmp_path, capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        out = tmp_path / "x.png"
+        assert main(["generate", "a red circle", "--model", "hart-shapes-64", "--n", "1", "--threads", "1",
+                     "--out", str(out)]) == 0
+        assert torch.get_num_threads() == 1 and out.is_file()
+        assert main(["generate", "a red circle", "--threads", "0", "--out", str(out)]) == 2
+        assert "--threads must be >= 1" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)

