@@ -190,7 +190,7 @@ def refine_residual(ar: HARTTransformer, head: DiffusionHead, diffusion: Gaussia
     With one generator per row, the noise of row b's l tokens comes from generator b alone (drawn
     row by row, then concatenated), so the batch still runs as one chain of head calls.
     """
-    z = ar.diffusion_condition(h_BlD, codes_BlC)  # (B or 2B, l, D)
+    z = ar.diffusion_condition(h_BlD, codes_BlC).to(module_dtype(head))  # (B or 2B, l, D)
     z_c, z_u = z.chunk(2) if guided else (z, None)
     B, l, _ = z_c.shape
     C = codes_BlC.shape[-1]
@@ -221,7 +221,7 @@ def one_step_residual(ar: HARTTransformer, head_1step: DiffusionHead, spec: OneS
     """
     rows = h_BlD.shape[0]
     B = rows // 2 if guided else rows
-    z = ar.diffusion_condition(h_BlD[:B], codes_BlC[:B]).flatten(0, 1)  # (B l, D)
+    z = ar.diffusion_condition(h_BlD[:B], codes_BlC[:B]).flatten(0, 1).to(module_dtype(head_1step))  # (B l, D)
     l, C = codes_BlC.shape[1], codes_BlC.shape[2]
     if isinstance(generator, (list, tuple)):
         noise = torch.cat([torch.randn(l, C, generator=g) for g in generator])
@@ -274,7 +274,9 @@ def generate(ar: HARTTransformer, head: DiffusionHead, tokenizer: HybridTokenize
             logits, h, pooled = ar.prefill(hidden, mask, cache)
         rope = ar.rope(hidden.device)
     inputs = hidden.new_zeros(rows, cfg.image_tokens - 1, C)  # the naive path's growing input
-    f_hat = hidden.new_zeros(B, C, pn[-1], pn[-1])
+    # Each network runs in its own dtype (e.g. a bf16 transformer beside an fp32 tokenizer): values
+    # are cast where they cross from one to the next.
+    f_hat = torch.zeros(B, C, pn[-1], pn[-1], device=hidden.device, dtype=module_dtype(tokenizer))
     first = 0
     finite = torch.ones((), dtype=torch.bool, device=hidden.device)  # checked once, after the loop (no syncs)
     for k, p in enumerate(pn):
@@ -302,13 +304,18 @@ def generate(ar: HARTTransformer, head: DiffusionHead, tokenizer: HybridTokenize
         raise NonFiniteError("the transformer produced non-finite logits (NaN or inf): its weights or the text "
                              "states are corrupt; reload the model")
     if use_residual:
-        codes_BlC = codes.flatten(2).transpose(1, 2).repeat(rows // B, 1, 1)
+        codes_BlC = codes.flatten(2).transpose(1, 2).repeat(rows // B, 1, 1).to(hidden.dtype)
         if head_1step is not None and s.diffusion_steps == 1:
             residual = one_step_residual(ar, head_1step, one_step_spec, h, codes_BlC, guided, generator)
         else:
             residual = refine_residual(ar, head, diffusion, h, codes_BlC, s, t, guided, generator)
-        f_hat = f_hat + residual.transpose(1, 2).reshape(B, C, pn[-1], pn[-1])
+        f_hat = f_hat + residual.transpose(1, 2).reshape(B, C, pn[-1], pn[-1]).to(f_hat.dtype)
     return decode_image(tokenizer, f_hat) if decode else f_hat
+
+
+def module_dtype(module: torch.nn.Module) -> torch.dtype:
+    """The dtype of a network's (first) parameters: what its inputs are cast to."""
+    return next(module.parameters()).dtype
 
 
 def prepare_text(text, null_text):
