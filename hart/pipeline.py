@@ -86,6 +86,36 @@ def convert_output(x: torch.Tensor, output_type: str):
     return x.permute(0, 2, 3, 1).numpy() if output_type == "np" else x
 
 
+def save_text_encoder(root: Path, text_encoder: TextEncoder, spec: TextEncoderSpec, embed: bool) -> None:
+    """``root/text_encoder/``: random weights, an embedded copy (``embed``, or a spec already
+    embedded), or the spec that names the encoder (a stale embedded copy is then removed)."""
+    embed = spec.kind != "random" and (embed or spec.kind == "embedded")
+    if spec.kind == "random":
+        save_component(root / "text_encoder", spec, text_encoder.model)
+    elif embed:
+        embed_text_encoder_files(text_encoder, root / "text_encoder" / EMBEDDED_DIR)
+        save_json(root / "text_encoder" / "config.json", dataclasses.asdict(TextEncoderSpec("embedded")))
+    else:
+        save_json(root / "text_encoder" / "config.json", dataclasses.asdict(spec))
+    if not embed and (root / "text_encoder" / EMBEDDED_DIR).exists():
+        shutil.rmtree(root / "text_encoder" / EMBEDDED_DIR)  # the spec no longer points at it
+
+
+def load_text_encoder(root: Path, max_length: int, override: str | None = None,
+                      verbose: bool | None = None) -> tuple[TextEncoder, TextEncoderSpec]:
+    """The text encoder ``save_text_encoder`` wrote into ``root`` (``override``: another directory)."""
+    spec = load_config(root / "text_encoder", TextEncoderSpec)
+    if override:
+        spec = dataclasses.replace(spec, kind="directory", path=str(override))
+    if spec.kind == "embedded":
+        return TextEncoder.from_pretrained(root / "text_encoder" / EMBEDDED_DIR, max_length, verbose), spec
+    # Random encoders are built for real (their non-persistent buffers are not in the file).
+    te = build_text_encoder(spec, max_length, verbose=verbose)
+    if spec.kind == "random":
+        load_weights(root / "text_encoder", te.model)
+    return te, spec
+
+
 def embed_text_encoder_files(text_encoder: TextEncoder, target: Path) -> None:
     """Write the transformers model and tokenizer of ``text_encoder`` to ``target`` (whole or not at all)."""
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
@@ -164,17 +194,8 @@ class HARTPipeline:
         """Load a shipped model by name or a ``save_pretrained`` directory; silent unless ``verbose``
         (or ``HART_VERBOSE=1``)."""
         root = resolve_model_dir(name_or_dir)
-        spec = load_config(root / "text_encoder", TextEncoderSpec)
-        if text_encoder:
-            spec = dataclasses.replace(spec, kind="directory", path=str(text_encoder))
         ar = load_component(root / "transformer", TransformerConfig, HARTTransformer)
-        # Random encoders are built for real (their non-persistent buffers are not in the file).
-        if spec.kind == "embedded":
-            te = TextEncoder.from_pretrained(root / "text_encoder" / EMBEDDED_DIR, ar.config.max_text_len, verbose)
-        else:
-            te = build_text_encoder(spec, ar.config.max_text_len, verbose=verbose)
-        if spec.kind == "random":
-            load_weights(root / "text_encoder", te.model)
+        te, spec = load_text_encoder(root, ar.config.max_text_len, text_encoder, verbose)
         head = load_component(root / "diffusion_head", DiffusionHeadConfig, DiffusionHead)
         tok = HybridTokenizer.from_pretrained(root / "tokenizer")
         if not (root / "pipeline.json").is_file():
@@ -194,7 +215,7 @@ class HARTPipeline:
         loaded from an embedded directory always saves embedded.
         """
         root = Path(directory)
-        embed = self.text_spec.kind != "random" and (embed_text_encoder or self.text_spec.kind == "embedded")
+
         save_component(root / "transformer", self.transformer.config, self.transformer)
         save_component(root / "diffusion_head", self.head.config, self.head)
         if self.head_1step is not None:
@@ -204,15 +225,7 @@ class HARTPipeline:
             # with this pipeline would silently pair them.
             remove_one_step(root / ONE_STEP_DIR)
         self.tokenizer.save_pretrained(root / "tokenizer")
-        if self.text_spec.kind == "random":
-            save_component(root / "text_encoder", self.text_spec, self.text_encoder.model)
-        elif embed:
-            embed_text_encoder_files(self.text_encoder, root / "text_encoder" / EMBEDDED_DIR)
-            save_json(root / "text_encoder" / "config.json", dataclasses.asdict(TextEncoderSpec("embedded")))
-        else:
-            save_json(root / "text_encoder" / "config.json", dataclasses.asdict(self.text_spec))
-        if not embed and (root / "text_encoder" / EMBEDDED_DIR).exists():
-            shutil.rmtree(root / "text_encoder" / EMBEDDED_DIR)  # the spec no longer points at it
+        save_text_encoder(root, self.text_encoder, self.text_spec, embed_text_encoder)
         save_json(root / "pipeline.json", dataclasses.asdict(self.settings))
         return root
 
