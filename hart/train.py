@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,9 +31,8 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from torch import nn
-from tqdm.auto import tqdm
 
-from hart.data import Indexed, captioned_stream, collate
+from hart.data import captioned_stream
 from hart.diffusion import GaussianDiffusion
 from hart.pipeline import PIPELINE_PRESETS, HARTPipeline
 from hart.text_encoder import TextCache
@@ -43,7 +41,6 @@ from hart.training.digest import state_digest
 from hart.training.distributed import (
     check_resume_layout,
     current_layout,
-    reduce_logs,
     refuse_unsupported_distribution,
     say,
     single_process_launch_note,
@@ -51,20 +48,15 @@ from hart.training.distributed import (
 )
 from hart.training.loop import (
     NonFiniteGuard,
-    RunLog,
-    check_finite_weights,
     check_resume_config,
     check_start_unchanged,
-    guarded_step,
-    run_owned,
     sample_generator,
 )
 from hart.training.rundir import RunDirectory
-from hart.training.schedule import check_run_lengths, ema_decay_at, ema_update_, lr_at
-from hart.training.state import STATE_NAME, load_training_state, refuse_legacy_checkpoint, save_training_state
-from tokenizer.checkpoint import save_json
+from hart.training.schedule import check_run_lengths
+from hart.training.state import STATE_NAME, load_training_state, refuse_legacy_checkpoint
+from hart.training.trainer import StepTrainer
 from tokenizer.data.images import image_grid
-from tokenizer.data.sources import StepBatches
 from tokenizer.hybrid import HybridTokenizer
 
 SCALE_BATCHES = 4  # batches measured to set the residual scale
@@ -145,7 +137,9 @@ class HARTLossModel(nn.Module):
         return {"ce": ce, "diffusion": diff, "token_acc": acc}
 
 
-class HARTTrainer:
+class HARTTrainer(StepTrainer):
+    KIND, DESC = "hart", "hart"
+
     def __init__(self, cfg: HARTTrainConfig, resume: bool = False, overwrite: bool = False) -> None:
         self.cfg, self.out = cfg, Path(cfg.out_dir)
         self.acc = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
@@ -234,21 +228,9 @@ class HARTTrainer:
         say(self.acc, "train", check_resume_layout(state["layout"], self.layout, path))
         return state
 
-    def save_checkpoint(self) -> None:
-        """Written by the main process after a barrier; every process resumes from it."""
-        self.acc.wait_for_everyone()
-        if self.acc.is_main_process:
-            model = self.acc.unwrap_model(self.model)
-            check_finite_weights([("model", model), ("ema", self.ema)])
-            state = {"kind": "hart", "step": self.step, "model": model.state_dict(), "ema": self.ema.state_dict(),
-                     "opt": self.opt.state_dict(), "history": self.history, "preset": self.cfg.preset,
-                     "residual_scale": self.pipe.head.config.residual_scale,
-                     "tokenizer_digest": self.tokenizer_digest, "init_digest": self.init_digest,
-                     "layout": self.layout.to_dict(),
-                     "next_item": self.step * self.layout.global_batch,
-                     "train_config": dataclasses.asdict(self.cfg)}
-            save_training_state(self.out / STATE_NAME, state)
-        self.acc.wait_for_everyone()
+    def checkpoint_extras(self) -> dict:
+        return {"preset": self.cfg.preset, "residual_scale": self.pipe.head.config.residual_scale,
+                "tokenizer_digest": self.tokenizer_digest, "init_digest": self.init_digest}
 
     # ------------------------------------------------------------------ one step
     def sample_draws(self, items: list[int], l: int, C: int):
@@ -294,65 +276,18 @@ class HARTTrainer:
         grid.save(path)
         return path
 
-    # ------------------------------------------------------------------ loop
-    def run(self, until: int | None = None) -> Path | None:
-        """Train to ``cfg.steps`` (or stop early at step ``until`` with a checkpoint).
+    # ------------------------------------------------------------------ loop hooks (StepTrainer)
+    def objective(self, logs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return logs["ce"] + self.cfg.diffusion_weight * logs["diffusion"]
 
-        Returns the ``final`` model directory, or None when stopped early. Holds the run directory's
-        lock meanwhile; Ctrl-C writes a checkpoint first (single process) and re-raises.
-        """
-        return run_owned(self, until, self.acc.num_processes)
+    def guard_total(self, logs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return logs["ce"] + logs["diffusion"]
 
-    def train(self, until: int | None = None) -> Path | None:
-        cfg = self.cfg
-        stop = cfg.steps if until is None else min(until, cfg.steps)
-        self.out.mkdir(parents=True, exist_ok=True)
-        log = RunLog(self.out / "log.jsonl", self.acc.is_main_process)
-        log.restart(self.history)
-        if self.acc.is_main_process:
-            save_json(self.out / "train_config.json", dataclasses.asdict(cfg))
-        sampler = StepBatches(cfg.batch_size, self.step * cfg.grad_accum, self.acc.process_index,
-                              self.acc.num_processes)
-        batches = iter(torch.utils.data.DataLoader(Indexed(self.data), batch_sampler=sampler, collate_fn=collate,
-                                                   num_workers=cfg.num_workers))
-        self.bar = bar = tqdm(total=cfg.steps, initial=self.step, desc="hart", disable=not self.acc.is_main_process)
-        t0, seen = time.perf_counter(), 0
-        while self.step < stop:
-            for group in self.opt.param_groups:
-                group["lr"] = lr_at(self.step, cfg)
-            for _ in range(cfg.grad_accum):
-                items, images, captions = next(batches)
-                with self.acc.accumulate(self.model):
-                    with self.acc.autocast():
-                        logs = self.loss(items, images.to(self.acc.device), captions)
-                    self.acc.backward(logs["ce"] + cfg.diffusion_weight * logs["diffusion"])
-                    if self.acc.sync_gradients:
-                        guarded_step(self.acc, self.model, self.opt, self.guard, self.step,
-                                     logs["ce"] + logs["diffusion"], logs, cfg.grad_clip)
-                seen += len(captions) * self.acc.num_processes
-            decay = ema_decay_at(self.step, cfg.ema_decay, cfg.ema_warmup)
-            ema_update_(self.ema, self.acc.unwrap_model(self.model), decay)
-            self.step += 1
-            if self.step % cfg.log_every == 0 or self.step == stop:
-                row = {k: round(v, 5) for k, v in reduce_logs(self.acc, logs).items()}
-                row.update(step=self.step, lr=lr_at(self.step - 1, cfg), img_s=seen / (time.perf_counter() - t0))
-                self.history.append(row)
-                bar.set_postfix(ce=f"{row['ce']:.3f}", diff=f"{row['diffusion']:.3f}", img_s=f"{row['img_s']:.1f}")
-                log.append(row)
-            bar.update(1)
-            if self.acc.is_main_process and cfg.sample_every and self.step % cfg.sample_every == 0:
-                self.save_samples()
-            if cfg.ckpt_every and self.step % cfg.ckpt_every == 0:
-                self.save_checkpoint()
-        bar.close()
-        self.save_checkpoint()
-        if self.step < cfg.steps:
-            return None
-        final = self.out / "final"
-        if self.acc.is_main_process:
-            self.ema_pipeline().save_pretrained(final)
-        self.acc.wait_for_everyone()
-        return final
+    def postfix(self, row: dict) -> dict[str, str]:
+        return {"ce": f"{row['ce']:.3f}", "diff": f"{row['diffusion']:.3f}", "img_s": f"{row['img_s']:.1f}"}
+
+    def final_pipeline(self) -> HARTPipeline:
+        return self.ema_pipeline()
 
 
 def init_weights(pipe: HARTPipeline) -> dict[str, torch.Tensor]:
