@@ -321,6 +321,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_diffusion(args: argparse.Namespace) -> int:
+    from hart.dit.train import DiTTrainConfig, train_diffusion
+
+    final = train_diffusion(config_from_args(DiTTrainConfig, args), resume=args.resume, overwrite=args.overwrite)
+    print(f"saved the diffusion baseline to {final}; load it with DiTPipeline.from_pretrained({str(final)!r})")
+    return 0
+
+
 def cmd_distill_head(args: argparse.Namespace) -> int:
     from hart.distill_head import DistillHeadConfig, distill_head
 
@@ -423,12 +431,28 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--out", default="outputs/reconstruction.png", help="PNG to write (default: %(default)s)")
     rec.set_defaults(func=cmd_reconstruct)
 
+    add_training_parser(sub, "train-diffusion", "train the latent diffusion baseline (PixArt-style DiT) on a HART "
+                        "tokenizer's latents", _config_cls("hart.dit.train", "DiTTrainConfig"), TRAIN_DIT_HELP,
+                        cmd_train_diffusion)
     add_training_parser(sub, "distill-head", "distil a pipeline's residual head into a one-step head (DMD)",
                         _config_cls("hart.distill_head", "DistillHeadConfig"), DISTILL_HEAD_HELP, cmd_distill_head)
     add_training_parser(sub, "train-tokenizer", "train a hybrid tokenizer (accelerate-ready)",
                         _config_cls("tokenizer.train", "TokenizerTrainConfig"), TRAIN_TOKENIZER_HELP,
                         cmd_train_tokenizer)
     return parser
+
+
+TRAIN_DIT_HELP = {**COMMON_TRAIN_HELP,
+    "out_dir": "run directory: checkpoint.safetensors, log.jsonl, samples/ and final/ (a DiTPipeline directory)",
+    "data": TRAIN_HART_HELP["data"],
+    "preset": "DiT preset (cpu-64: sized like the cpu-64 HART transformer + head; tiny)",
+    "tokenizer": "trained HART tokenizer whose latent the model denoises (shipped name or directory)",
+    "weight_decay": "AdamW weight decay",
+    "cfg_drop": TRAIN_HART_HELP["cfg_drop"],
+    **{k: TRAIN_HART_HELP[k] for k in ("ema_decay", "ema_warmup", "log_every", "sample_every", "ckpt_every",
+                                       "sample_prompts", "mixed_precision", "num_workers")},
+    "seed": "seed of the initialisation, data, caption dropout and diffusion noise",
+}
 
 
 def add_training_parser(sub, name: str, text: str, config_cls, helps: dict[str, str], func) -> None:
