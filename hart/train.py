@@ -29,7 +29,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator
 from torch import nn
 
 from hart.data import captioned_stream
@@ -40,21 +39,15 @@ from hart.token_cache import TokenCache
 from hart.training.digest import state_digest
 from hart.training.distributed import (
     check_resume_layout,
-    current_layout,
-    refuse_unsupported_distribution,
     say,
-    single_process_launch_note,
-    slow_bf16_note,
 )
 from hart.training.loop import (
-    NonFiniteGuard,
     check_resume_config,
     check_start_unchanged,
     sample_generator,
 )
-from hart.training.rundir import RunDirectory
 from hart.training.schedule import check_run_lengths
-from hart.training.state import STATE_NAME, load_training_state, refuse_legacy_checkpoint
+from hart.training.state import STATE_NAME, load_training_state
 from hart.training.trainer import StepTrainer
 from tokenizer.data.images import image_grid
 from tokenizer.hybrid import HybridTokenizer
@@ -141,12 +134,7 @@ class HARTTrainer(StepTrainer):
     KIND, DESC = "hart", "hart"
 
     def __init__(self, cfg: HARTTrainConfig, resume: bool = False, overwrite: bool = False) -> None:
-        self.cfg, self.out = cfg, Path(cfg.out_dir)
-        self.acc = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
-        refuse_unsupported_distribution(self.acc)
-        self.rundir = RunDirectory(self.out, resume, overwrite) if self.acc.is_main_process else None
-        say(self.acc, "train", single_process_launch_note(self.acc))
-        say(self.acc, "train", slow_bf16_note(self.acc))
+        self.begin(cfg, resume, overwrite, "train")
         self.pipe = HARTPipeline.from_preset(cfg.preset, seed=cfg.seed)
         if cfg.tokenizer:
             self.pipe.tokenizer = HybridTokenizer.from_pretrained(cfg.tokenizer)
@@ -157,40 +145,29 @@ class HARTTrainer(StepTrainer):
         self.data = captioned_stream(cfg.data, self.tok.config.image_size, cfg.seed)
         self.token_cache = TokenCache(self.tok, self.data) if TokenCache.applies_to(self.data) else None
         self.diffusion = GaussianDiffusion(self.pipe.head.config.train_steps)
-        self.layout = current_layout(self.acc, cfg)
-        self.step, self.history = 0, []
         init = self.init_pipeline(cfg.init_from) if cfg.init_from else None
         init_state = init_weights(init) if init else None
         self.init_digest = state_digest(init_state) if init else None
-        if resume:
-            refuse_legacy_checkpoint(self.out)
         state = self.read_checkpoint() if resume and (self.out / STATE_NAME).is_file() else None
         if state:
             scale = state["residual_scale"]
         else:
             scale = init.head.config.residual_scale if init else self.measure_residual_scale()
         self.pipe.head.config = dataclasses.replace(self.pipe.head.config, residual_scale=scale)
-        self.model = HARTLossModel(self.pipe.transformer, self.pipe.head).train()
-        self.ema = copy.deepcopy(self.model).requires_grad_(False)
+        model = HARTLossModel(self.pipe.transformer, self.pipe.head).train()
+        self.ema = copy.deepcopy(model).requires_grad_(False)
         decay, no_decay = [], []
-        for name, p in self.model.named_parameters():
+        for name, p in model.named_parameters():
             (no_decay if p.ndim < 2 or "embed" in name else decay).append(p)
-        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                      {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas)
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas)
         if init and not state:
             try:
-                self.model.load_state_dict(init_state)
+                model.load_state_dict(init_state)
             except RuntimeError as e:
                 raise RuntimeError(f"init_from {cfg.init_from} does not match preset {cfg.preset}: {e}") from e
-            self.ema.load_state_dict(self.model.state_dict())
-        if state:
-            self.model.load_state_dict(state["model"])
-            self.ema.load_state_dict(state["ema"])
-            self.opt.load_state_dict(state["opt"])
-            self.step, self.history = state["step"], state["history"]
-        self.model, self.opt = self.acc.prepare(self.model, self.opt)
-        self.ema.to(self.acc.device)
-        self.guard = NonFiniteGuard(cfg.max_skipped_steps, self.out / STATE_NAME)
+            self.ema.load_state_dict(model.state_dict())
+        self.finish_setup(model, opt, state)
 
     # ------------------------------------------------------------------ setup
     def init_pipeline(self, source: str) -> HARTPipeline:

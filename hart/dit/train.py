@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
 
 from hart.data import captioned_stream
 from hart.diffusion import GaussianDiffusion
@@ -25,18 +24,10 @@ from hart.dit.model import DIT_PRESETS
 from hart.dit.pipeline import DiTPipeline
 from hart.text_encoder import TextCache
 from hart.training.digest import state_digest
-from hart.training.distributed import (
-    check_resume_layout,
-    current_layout,
-    refuse_unsupported_distribution,
-    say,
-    single_process_launch_note,
-    slow_bf16_note,
-)
-from hart.training.loop import NonFiniteGuard, check_resume_config, sample_generator
-from hart.training.rundir import RunDirectory
+from hart.training.distributed import check_resume_layout, say
+from hart.training.loop import check_resume_config, sample_generator
 from hart.training.schedule import check_run_lengths
-from hart.training.state import STATE_NAME, load_training_state, refuse_legacy_checkpoint
+from hart.training.state import STATE_NAME, load_training_state
 from hart.training.trainer import StepTrainer
 from tokenizer.data.images import image_grid
 from tokenizer.hybrid import HybridTokenizer
@@ -90,12 +81,7 @@ class DiTTrainer(StepTrainer):
     KIND, DESC = "dit", "diffusion"
 
     def __init__(self, cfg: DiTTrainConfig, resume: bool = False, overwrite: bool = False) -> None:
-        self.cfg, self.out = cfg, Path(cfg.out_dir)
-        self.acc = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
-        refuse_unsupported_distribution(self.acc)
-        self.rundir = RunDirectory(self.out, resume, overwrite) if self.acc.is_main_process else None
-        say(self.acc, "train-diffusion", single_process_launch_note(self.acc))
-        say(self.acc, "train-diffusion", slow_bf16_note(self.acc))
+        self.begin(cfg, resume, overwrite, "train-diffusion")
         self.pipe = DiTPipeline.from_preset(cfg.preset, seed=cfg.seed)
         if cfg.tokenizer:
             self.pipe.tokenizer = HybridTokenizer.from_pretrained(cfg.tokenizer)
@@ -105,25 +91,13 @@ class DiTTrainer(StepTrainer):
         self.text = TextCache(self.pipe.text_encoder)
         self.data = captioned_stream(cfg.data, self.tok.config.image_size, cfg.seed)
         self.diffusion = GaussianDiffusion(self.pipe.denoiser.config.train_steps)
-        self.layout = current_layout(self.acc, cfg)
-        self.step, self.history = 0, []
-        if resume:
-            refuse_legacy_checkpoint(self.out)
         state = self.read_checkpoint() if resume and (self.out / STATE_NAME).is_file() else None
         scale = state["latent_scale"] if state else self.measure_latent_scale()
         self.pipe.denoiser.config = dataclasses.replace(self.pipe.denoiser.config, latent_scale=scale)
-        self.model = self.pipe.denoiser.train()
-        self.ema = copy.deepcopy(self.model).requires_grad_(False)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=cfg.betas,
-                                     weight_decay=cfg.weight_decay)
-        if state:
-            self.model.load_state_dict(state["model"])
-            self.ema.load_state_dict(state["ema"])
-            self.opt.load_state_dict(state["opt"])
-            self.step, self.history = state["step"], state["history"]
-        self.model, self.opt = self.acc.prepare(self.model, self.opt)
-        self.ema.to(self.acc.device)
-        self.guard = NonFiniteGuard(cfg.max_skipped_steps, self.out / STATE_NAME)
+        model = self.pipe.denoiser.train()
+        self.ema = copy.deepcopy(model).requires_grad_(False)
+        self.finish_setup(model, torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas,
+                                                   weight_decay=cfg.weight_decay), state)
 
     @torch.no_grad()
     def measure_latent_scale(self) -> float:

@@ -1,10 +1,10 @@
 """The optimizer-step loop every generator trainer shares (``hart train`` and ``hart train-diffusion``).
 
-A subclass builds, in its ``__init__``: ``cfg`` (with steps, batch_size, grad_accum, lr schedule
-fields, grad_clip, ema_decay, ema_warmup, log_every, sample_every, ckpt_every, num_workers),
-``out``, ``acc`` (the Accelerator), ``rundir``, ``data`` (an indexed captioned stream), ``model``
-and ``opt`` (prepared by accelerate), ``ema`` (an unwrapped copy of the model), ``guard``,
-``layout``, ``step`` and ``history``; and it defines what differs:
+A subclass's ``__init__`` calls ``begin`` (config with steps, batch_size, grad_accum, lr schedule
+fields, grad_clip, ema_decay, ema_warmup, log_every, sample_every, ckpt_every, num_workers,
+mixed_precision, max_skipped_steps; Accelerator, run directory, layout), builds ``data`` (an
+indexed captioned stream), its model, optimizer and ``ema`` copy, then calls ``finish_setup``; and
+it defines what differs:
 
 - ``KIND`` (the checkpoint's ``kind``) and ``DESC`` (the progress bar's label);
 - ``loss(items, images, captions)``: a dict of scalar tensors for one micro-batch;
@@ -21,13 +21,23 @@ import time
 from pathlib import Path
 
 import torch
+from accelerate import Accelerator
+from torch import nn
 from tqdm.auto import tqdm
 
 from hart.data import Indexed, collate
-from hart.training.distributed import reduce_logs
-from hart.training.loop import RunLog, check_finite_weights, guarded_step, run_owned
+from hart.training.distributed import (
+    current_layout,
+    reduce_logs,
+    refuse_unsupported_distribution,
+    say,
+    single_process_launch_note,
+    slow_bf16_note,
+)
+from hart.training.loop import NonFiniteGuard, RunLog, check_finite_weights, guarded_step, run_owned
+from hart.training.rundir import RunDirectory
 from hart.training.schedule import ema_decay_at, ema_update_, lr_at
-from hart.training.state import STATE_NAME, save_training_state
+from hart.training.state import STATE_NAME, refuse_legacy_checkpoint, save_training_state
 from tokenizer.checkpoint import save_json
 from tokenizer.data.sources import StepBatches
 
@@ -59,6 +69,31 @@ class StepTrainer:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ shared
+    def begin(self, cfg, resume: bool, overwrite: bool, command: str) -> None:
+        """The first lines of every trainer's ``__init__``: config, Accelerator, run directory, launch notes."""
+        self.cfg, self.out = cfg, Path(cfg.out_dir)
+        self.acc = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
+        refuse_unsupported_distribution(self.acc)
+        self.rundir = RunDirectory(self.out, resume, overwrite) if self.acc.is_main_process else None
+        say(self.acc, command, single_process_launch_note(self.acc))
+        say(self.acc, command, slow_bf16_note(self.acc))
+        self.layout = current_layout(self.acc, cfg)
+        self.step, self.history = 0, []
+        if resume:
+            refuse_legacy_checkpoint(self.out)
+
+    def finish_setup(self, model: nn.Module, opt: torch.optim.Optimizer, state: dict | None) -> None:
+        """The last lines of every trainer's ``__init__``: EMA copy (made by the caller as ``self.ema``),
+        the checkpoint's weights and position when resuming, accelerate's wrapping, the divergence guard."""
+        if state:
+            model.load_state_dict(state["model"])
+            self.ema.load_state_dict(state["ema"])
+            opt.load_state_dict(state["opt"])
+            self.step, self.history = state["step"], state["history"]
+        self.model, self.opt = self.acc.prepare(model, opt)
+        self.ema.to(self.acc.device)
+        self.guard = NonFiniteGuard(self.cfg.max_skipped_steps, self.out / STATE_NAME)
+
     def run(self, until: int | None = None) -> Path | None:
         """Train to ``cfg.steps`` (or stop early at step ``until`` with a checkpoint).
 
