@@ -25,6 +25,7 @@ def test_every_committed_recipe_parses_into_its_training_config():
 
     from hart.cli import build_parser
     from hart.cli_config import config_from_args
+    from hart.dit.train import DiTTrainConfig
     from hart.train import HARTTrainConfig
     from tokenizer.train import TokenizerTrainConfig
 
@@ -32,7 +33,7 @@ def test_every_committed_recipe_parses_into_its_training_config():
     assert len(recipes) >= 4
     for path in recipes:
         command, cls = ("train-tokenizer", TokenizerTrainConfig) if path.name.startswith("tokenizer-") \
-            else ("train", HARTTrainConfig)
+            else ("train-diffusion", DiTTrainConfig) if path.name.startswith("dit-") else ("train", HARTTrainConfig)
         cfg = config_from_args(cls, build_parser().parse_args([command, "--config", str(path)]))
         assert cfg.out_dir.startswith("runs/"), path
 
