@@ -329,6 +329,15 @@ def cmd_train_diffusion(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_distill_diffusion(args: argparse.Namespace) -> int:
+    from hart.dit.distill import DistillDiffusionConfig, distill_diffusion
+
+    final = distill_diffusion(config_from_args(DistillDiffusionConfig, args), resume=args.resume,
+                              overwrite=args.overwrite)
+    print(f"saved the one-step student to {final}; load it with DiTPipeline.from_pretrained({str(final)!r})")
+    return 0
+
+
 def cmd_distill_head(args: argparse.Namespace) -> int:
     from hart.distill_head import DistillHeadConfig, distill_head
 
@@ -434,6 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_training_parser(sub, "train-diffusion", "train the latent diffusion baseline (PixArt-style DiT) on a HART "
                         "tokenizer's latents", _config_cls("hart.dit.train", "DiTTrainConfig"), TRAIN_DIT_HELP,
                         cmd_train_diffusion)
+    add_training_parser(sub, "distill-diffusion", "distil a trained diffusion baseline into a one-step student (DMD)",
+                        _config_cls("hart.dit.distill", "DistillDiffusionConfig"), DISTILL_DIFFUSION_HELP,
+                        cmd_distill_diffusion)
     add_training_parser(sub, "distill-head", "distil a pipeline's residual head into a one-step head (DMD)",
                         _config_cls("hart.distill_head", "DistillHeadConfig"), DISTILL_HEAD_HELP, cmd_distill_head)
     add_training_parser(sub, "train-tokenizer", "train a hybrid tokenizer (accelerate-ready)",
@@ -452,6 +464,23 @@ TRAIN_DIT_HELP = {**COMMON_TRAIN_HELP,
     **{k: TRAIN_HART_HELP[k] for k in ("ema_decay", "ema_warmup", "log_every", "sample_every", "ckpt_every",
                                        "sample_prompts", "mixed_precision", "num_workers")},
     "seed": "seed of the initialisation, data, caption dropout and diffusion noise",
+}
+
+
+DISTILL_DIFFUSION_HELP = {
+    "model": "teacher: a trained diffusion baseline directory (hart train-diffusion's final/)",
+    "out_dir": "run directory: checkpoint.safetensors, log.jsonl and final/ (the one-step student's DiTPipeline)",
+    "data": "whose captions condition the student: shapes, emoji or an image-text folder",
+    "steps": "generator updates",
+    "batch_size": "images per DMD step",
+    "pool_prompts": "training captions whose text states are encoded once and drawn from",
+    "fake_steps": "fake-score updates per generator update (DMD2's two time-scale rule)",
+    "generator_lr": "Adam learning rate of the one-step generator",
+    "fake_lr": "Adam learning rate of the fake score",
+    "generator_t_frac": "the generator's timestep as a fraction of T (0.98: see hart/dmd.py)",
+    "log_every": "steps between log lines",
+    "ckpt_every": "steps between checkpoints (0: only at the end)",
+    "seed": "seed of the prompt pool and of every DMD draw",
 }
 
 

@@ -17,23 +17,20 @@ Shapes: N tokens of the pool, B tokens per step, C latent channels, D condition 
 from __future__ import annotations
 
 import copy
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from hart.data import captioned_stream
 from hart.diffusion import GaussianDiffusion
-from hart.dmd import DMDConfig, ddim_sample, dmd_step, generator_timestep, init_students, regression_pairs
+from hart.distill_loop import DMDDistiller
+from hart.dmd import DMDConfig, ddim_sample, generator_timestep, init_students, regression_pairs
 from hart.pipeline import HARTPipeline
 from hart.training.digest import state_digest
-from hart.training.loop import RunLog, check_finite_weights, check_resume_config, run_owned, sample_generator
 from hart.training.rundir import RunDirectory
-from hart.training.state import STATE_NAME, load_training_state, save_training_state
-from tokenizer.checkpoint import save_json
+from hart.training.state import STATE_NAME
 
 POOL_SEED_OFFSET = 7_919  # the pool's prompts and sampling seed differ from the training stream's items
 
@@ -108,8 +105,10 @@ def record_conditions(pipe: HARTPipeline, prompts: list[str], seed: int, batch: 
     return torch.cat(conds), torch.cat(nulls)
 
 
-class HeadDistiller:
+class HeadDistiller(DMDDistiller):
     """Holds one distillation run; ``run()`` trains to ``cfg.steps`` from wherever it stands."""
+
+    KIND, DESC = "distill-head", "distill-head"
 
     def __init__(self, cfg: DistillHeadConfig, resume: bool = False, overwrite: bool = False) -> None:
         self.cfg, self.out = cfg, Path(cfg.out_dir)
@@ -145,28 +144,6 @@ class HeadDistiller:
         noise, target = regression_pairs(teacher, z, (n, C), self.cfg.seed)
         return noise, z, target
 
-    # ------------------------------------------------------------------ checkpoints
-    def load_checkpoint(self) -> None:
-        path = self.out / STATE_NAME
-        state = load_training_state(path)
-        if state.get("kind") != "distill-head":
-            raise RuntimeError(f"{path} is not a checkpoint of `hart distill-head` (kind {state.get('kind')!r})")
-        if state["teacher_digest"] != self.teacher_digest:
-            raise RuntimeError(f"checkpoint {path} distils another head than {self.cfg.model}'s (weights changed "
-                               "since); start afresh in a new --out-dir")
-        check_resume_config(state["train_config"], dataclasses.asdict(self.cfg), path)
-        for module, key in ((self.gen, "generator"), (self.fake, "fake"), (self.opt_g, "opt_g"), (self.opt_f, "opt_f")):
-            module.load_state_dict(state[key])
-        self.step, self.history = state["step"], state["history"]
-
-    def save_checkpoint(self) -> None:
-        check_finite_weights([("generator", self.gen), ("fake score", self.fake)])
-        save_training_state(self.out / STATE_NAME, {
-            "kind": "distill-head", "step": self.step, "generator": self.gen.state_dict(),
-            "fake": self.fake.state_dict(), "opt_g": self.opt_g.state_dict(), "opt_f": self.opt_f.state_dict(),
-            "history": self.history, "teacher_digest": self.teacher_digest,
-            "train_config": dataclasses.asdict(self.cfg)})
-
     def distilled_pipeline(self) -> HARTPipeline:
         from hart.one_step import OneStepSpec
 
@@ -177,37 +154,16 @@ class HeadDistiller:
         return HARTPipeline(p.text_encoder, p.transformer, p.head, p.tokenizer, p.text_spec, p.settings,
                             head_1step=copy.deepcopy(self.gen).requires_grad_(False).eval(), one_step=spec)
 
-    # ------------------------------------------------------------------ loop
-    def run(self, until: int | None = None) -> Path | None:
-        return run_owned(self, until, processes=1)  # a small head: one process
+    # ------------------------------------------------------------------ DMDDistiller
+    def pool_size(self) -> int:
+        return len(self.z)
 
-    def train(self, until: int | None = None) -> Path | None:
-        cfg = self.cfg
-        stop = cfg.steps if until is None else min(until, cfg.steps)
-        log = RunLog(self.out / "log.jsonl", True)
-        log.restart(self.history)
-        save_json(self.out / "train_config.json", dataclasses.asdict(cfg))
+    def step_inputs(self, pick: torch.Tensor) -> tuple:
         C = self.teacher.config.latent_channels
-        self.bar = bar = tqdm(total=cfg.steps, initial=self.step, desc="distill-head")
-        while self.step < stop:
-            pick = torch.randint(len(self.z), (cfg.batch_size,), generator=sample_generator(cfg.seed, -1 - self.step))
-            logs = dmd_step(self.gen, self.fake, self.teacher, self.opt_g, self.opt_f, self.diffusion, self.z[pick],
-                            (cfg.batch_size, C), self.dmd_cfg, self.step, null_cond=self.z_null[pick],
-                            regression=self.regression)
-            self.step += 1
-            if self.step % cfg.log_every == 0 or self.step == stop:
-                row = {k: round(v, 6) for k, v in logs.items()} | {"step": self.step}
-                self.history.append(row)
-                log.append(row)
-                bar.set_postfix(dm=f"{row['dm_grad_abs']:.3f}", fake=f"{row['fake_loss']:.3f}")
-            bar.update(1)
-            if cfg.ckpt_every and self.step % cfg.ckpt_every == 0:
-                self.save_checkpoint()
-        bar.close()
-        self.save_checkpoint()
-        if self.step < cfg.steps:
-            return None
-        return self.distilled_pipeline().save_pretrained(self.out / "final")
+        return self.z[pick], (len(pick), C), self.z_null[pick], self.regression
+
+    def final_pipeline(self) -> HARTPipeline:
+        return self.distilled_pipeline()
 
 
 def distill_head(cfg: DistillHeadConfig, resume: bool = False, overwrite: bool = False) -> Path | None:

@@ -18,9 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
+from hart.diffusion import GaussianDiffusion
 from hart.dit.model import DIT_PRESETS, DiTConfig, DiTDenoiser
+from hart.dmd import one_step
 from hart.pipeline import (
     PIPELINE_PRESETS,
     PipelineOutput,
@@ -39,7 +42,7 @@ from tokenizer.config_types import checked_fields
 from tokenizer.data.images import to_pil
 from tokenizer.hybrid import HybridTokenizer
 
-SCHEDULERS = ("dpm++", "ddim")
+SCHEDULERS = ("dpm++", "ddim", "one-step")
 MAX_TEXT_TOKENS = 300
 
 
@@ -49,7 +52,8 @@ class DiTSettings:
 
     cfg_scale: float = 3.0
     num_inference_steps: int = 20
-    scheduler: str = "dpm++"
+    scheduler: str = "dpm++"  # "one-step": a DMD student, x0 of noise read as x_{generator_t}, no guidance
+    generator_t: int = 980
 
     def __post_init__(self) -> None:
         for name, value in checked_fields(DiTSettings, dataclasses.asdict(self)).items():
@@ -60,6 +64,9 @@ class DiTSettings:
             raise ValueError(f"num_inference_steps must be >= 1, got {self.num_inference_steps}")
         if self.scheduler not in SCHEDULERS:
             raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
+        if self.scheduler == "one-step" and (self.num_inference_steps != 1 or self.cfg_scale != 0):
+            raise ValueError("a one-step student runs 1 step without guidance (it is baked in): "
+                             "num_inference_steps=1, cfg_scale=0")
 
 
 def make_scheduler(name: str, train_steps: int):
@@ -70,6 +77,22 @@ def make_scheduler(name: str, train_steps: int):
     if name == "ddim":
         return DDIMScheduler(clip_sample=False, set_alpha_to_one=False, **common)
     return DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2, **common)
+
+
+def pack_text(text: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, T, d) text states and their (B, T) mask as one (B, T, d + 1) condition tensor (``hart.dmd``'s cond)."""
+    return torch.cat([text, mask[..., None].to(text.dtype)], dim=-1)
+
+
+class PackedTextDenoiser(nn.Module):
+    """A ``DiTDenoiser`` called as ``model(x_t, t, cond)`` with ``cond = pack_text(text, mask)``."""
+
+    def __init__(self, net: DiTDenoiser) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.net(x_t, t, cond[..., :-1], cond[..., -1] > 0.5)
 
 
 class DiTPipeline:
@@ -170,6 +193,10 @@ class DiTPipeline:
             text = torch.cat([pad_left(text, length), pad_left(null, length)])
             mask = torch.cat([pad_left(mask, length), pad_left(null_mask, length)])
         text = text.to(dtype)
+        if s.scheduler == "one-step":
+            x = one_step(PackedTextDenoiser(self.denoiser), GaussianDiffusion(c.train_steps), x,
+                         pack_text(text, mask), s.generator_t)
+            return self.decode(x)
         scheduler = make_scheduler(s.scheduler, c.train_steps)
         scheduler.set_timesteps(s.num_inference_steps, device=self.device)
         for t in scheduler.timesteps:
@@ -179,7 +206,11 @@ class DiTPipeline:
                 cond, uncond = eps.chunk(2)
                 eps = (1 + s.cfg_scale) * cond - s.cfg_scale * uncond
             x = scheduler.step(eps, t, x, return_dict=False)[0]
-        f = x / c.latent_scale
+        return self.decode(x)
+
+    def decode(self, x: torch.Tensor) -> list:
+        """PIL images of scaled latents x (B, C, h, h)."""
+        f = x / self.denoiser.config.latent_scale
         out = self.tokenizer.decode_latent(f.to(next(self.tokenizer.parameters()).dtype)).float().clamp(-1, 1)
         if not torch.isfinite(out).all():
             raise RuntimeError("the diffusion baseline produced non-finite images: its weights are corrupt; reload")
