@@ -20,7 +20,8 @@ from safetensors.torch import load_file
 
 SCRIPT = Path(__file__).with_name("distributed_script.py")
 ACCELERATE = Path(sys.executable).with_name("accelerate")
-TOLERANCE = 1e-4  # max |w_2proc - w_1proc| after 3 Adam steps: float order of the gradient all-reduce
+TOLERANCE = 1e-4  # |w_2proc - w_1proc| after 3 Adam steps of almost all weights: float order of the all-reduce
+LR, STEPS = 3e-3, 3  # of tests/distributed_script.py
 
 
 def free_port() -> int:
@@ -56,13 +57,19 @@ def test_two_processes_hold_equal_weights_and_match_one_process_of_twice_the_bat
     assert ranks[0]["digests"] == ranks[1]["digests"]  # identical weights after every step
     two, one = final_weights(tmp_path / "two", trainer), final_weights(tmp_path / "one", trainer)
     assert two.keys() == one.keys()
-    worst = max((two[k].float() - one[k].float()).abs().max().item() for k in one)
-    assert worst <= TOLERANCE, worst
+    diff = torch.cat([(two[k].float() - one[k].float()).abs().flatten() for k in one])
+    # The same trajectory up to float order: almost every weight agrees to 1e-4. Adam moves a weight
+    # by about lr per step whatever its gradient's size, so a coordinate whose gradient is ~0 (the
+    # zero-initialised adaLN and timestep layers of the head at the start) can take steps of opposite
+    # sign from float noise alone: up to 2 lr x steps apart, in a few weights only.
+    assert diff.median().item() <= 1e-6, diff.median().item()
+    assert (diff > TOLERANCE).float().mean().item() <= 0.005
+    assert diff.max().item() <= 2 * LR * STEPS
     # Logged losses are the mean over processes: equal to the one-process batch's loss.
     log_two = [json.loads(x) for x in (tmp_path / "two" / "log.jsonl").read_text().splitlines()]
     log_one = [json.loads(x) for x in (tmp_path / "one" / "log.jsonl").read_text().splitlines()]
-    key = "rec" if trainer == "tokenizer" else "ce"
-    assert [r[key] for r in log_two] == pytest.approx([r[key] for r in log_one], rel=1e-3)
+    for key in ("rec",) if trainer == "tokenizer" else ("ce", "diffusion"):
+        assert [r[key] for r in log_two] == pytest.approx([r[key] for r in log_one], rel=1e-3)
 
 
 @pytest.mark.slow
