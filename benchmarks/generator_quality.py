@@ -27,6 +27,7 @@ Prints a table, then one JSON line.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import sys
@@ -46,7 +47,7 @@ from tokenizer.reconstruct import reconstruct
 PROMPT_SEED, REFERENCE_SEED = 10_000, 20_000
 
 
-def real_sets(data: str, size: int, n: int):
+def real_sets(data: str, size: int, n: int, prompt_seed: int = 0):
     """(prompts, real pictures of the prompts, reference pictures, prompted emoji indices or None)."""
     if data == "shapes":
         prompts_ds, ref_ds = ShapesDataset(size, PROMPT_SEED), ShapesDataset(size, REFERENCE_SEED)
@@ -54,7 +55,7 @@ def real_sets(data: str, size: int, n: int):
         reference = [to_pil(ref_ds[i][0]) for i in range(2 * n)]
         return [c for _, c in pairs], [to_pil(x) for x, _ in pairs], reference, None
     emoji = EmojiDataset(size)
-    picked = np.random.default_rng(0).choice(len(emoji), size=min(n, len(emoji)), replace=False)
+    picked = np.random.default_rng(prompt_seed).choice(len(emoji), size=min(n, len(emoji)), replace=False)
     reference = [emoji.image(j) for j in range(len(emoji))]
     return [emoji.names[j] for j in picked], [reference[j] for j in picked], reference, picked
 
@@ -88,6 +89,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per batch size")
     parser.add_argument("--cache-dir", default="outputs/fid-cache",
                         help="Inception features of fixed image sets, keyed by their pixels ('' = no cache)")
+    parser.add_argument("--prompt-seed", type=int, default=0,
+                        help="emoji: seed of the prompted names (tune settings on another seed than the report's)")
+    parser.add_argument("--cfg-scale", type=float, default=None, help="override the model's CFG scale")
+    parser.add_argument("--top-k", type=int, default=None, help="override the model's top-k")
+    parser.add_argument("--temperature", type=float, default=None, help="override the model's temperature")
     parser.add_argument("--generated-only", action="store_true",
                         help="skip the reconstruction and real-vs-real rows and the speed timing (compare checkpoints)")
     parser.add_argument("--diffusion-steps", type=int, default=None,
@@ -97,8 +103,9 @@ def main() -> None:
     torch.manual_seed(0)
     pipe = HARTPipeline.from_pretrained(args.model)
     size = pipe.tokenizer.config.image_size
-    prompts, real, reference, targets = real_sets(args.data, size, args.n)
-    steps = {} if args.diffusion_steps is None else {"diffusion_steps": args.diffusion_steps}
+    prompts, real, reference, targets = real_sets(args.data, size, args.n, args.prompt_seed)
+    steps = {k: v for k, v in (("diffusion_steps", args.diffusion_steps), ("cfg_scale", args.cfg_scale),
+                               ("top_k", args.top_k), ("temperature", args.temperature)) if v is not None}
     generated = pipe(prompts, seed=args.seed, batch_size=args.batch_size, **steps).images
     inception = InceptionFeatures(cache_dir=args.cache_dir or None)
     ref_feats = inception(reference, progress=True)
@@ -109,7 +116,7 @@ def main() -> None:
                       "real (prompts)": inception(real)})
     fids = {name: fid(f, ref_feats) for name, f in feats.items()}
     result = {"benchmark": "generator_quality", "model": str(args.model), "data": args.data, "n": len(prompts),
-              "diffusion_steps": args.diffusion_steps or pipe.settings.diffusion_steps,
+              "settings": {**dataclasses.asdict(pipe.settings), **steps}, "prompt_seed": args.prompt_seed,
               "reference": len(reference), "fid": {k: round(v, 2) for k, v in fids.items()}}
     print(f"{'images vs reference':<22} {'FID':>8}   ({len(prompts)} vs {len(reference)} images)")
     for name, value in fids.items():
