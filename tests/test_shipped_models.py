@@ -49,3 +49,15 @@ def test_hart_shapes_64_one_step_head_follows_prompts():
     hits = [judge(img).matches(s) for img, s in zip(images, specs, strict=True)]
     assert all(h["position"] and h["background"] for h in hits)
     assert sum(all(h.values()) for h in hits) >= 5  # 82.5% all five on the 200 benchmark prompts
+
+
+def test_hart_emoji_64_one_step_head_draws_on_a_white_canvas():
+    """The emoji model's distilled one-step head: a white canvas around a drawn glyph, as the 8-step head."""
+    import numpy as np
+
+    pipe = load_shipped("hart-emoji-64")
+    assert pipe.head_1step is not None and pipe.one_step.guidance_scale == 1 + pipe.settings.cfg_scale
+    for im in pipe(["grinning face", "red heart"], seed=0, diffusion_steps=1, progress=False).images:
+        a = np.asarray(im).astype(float)
+        border = np.concatenate([a[:4], a[-4:], a[:, :4].transpose(1, 0, 2), a[:, -4:].transpose(1, 0, 2)])
+        assert border.mean() > 240 and (a[16:48, 16:48].min(-1) < 200).sum() > 300
