@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -503,6 +504,7 @@ def _config_cls(module: str, name: str):
 
 
 EXIT_ERROR, EXIT_INTERRUPTED = 2, 130  # 130 = 128 + SIGINT, the shell's convention for Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 
 
 def add_threads_flag(parser: argparse.ArgumentParser) -> None:
@@ -535,6 +537,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"hart {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (`hart info ... | head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return EXIT_BROKEN_PIPE
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, yaml.YAMLError) as e:
         if args.debug:
             raise

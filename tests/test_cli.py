@@ -71,3 +71,19 @@ def test_threads_flag_sets_torch_threads_and_refuses_zero(tmp_path, capsys):
         assert "--threads must be >= 1" in capsys.readouterr().err
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_closed_pipe_ends_the_command_quietly(monkeypatch, capsys):
+    import os
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader went away, as `| head` does after its lines
+    closed = os.fdopen(write_end, "w", buffering=1)
+    monkeypatch.setattr(sys, "stdout", closed)
+    try:
+        assert main(["info", "photo-f8"]) == 141
+    finally:
+        monkeypatch.undo()
+        closed.close()
+    assert capsys.readouterr().err == ""
