@@ -32,7 +32,7 @@ from hart.pipeline import (
     resolve_model_dir,
     save_text_encoder,
 )
-from hart.sampler import check_generators, pad_left
+from hart.sampler import check_generators, decode_image, module_dtype, prepare_text
 from hart.seeding import prompt_generators
 from hart.text_encoder import TextEncoder
 from hart.text_encoder_specs import TextEncoderSpec
@@ -40,6 +40,7 @@ from tokenizer.checkpoint import CheckpointError, load_config, load_weights, sav
 from tokenizer.config import PRESETS as TOKENIZER_PRESETS
 from tokenizer.config_types import checked_fields
 from tokenizer.data.images import to_pil
+from tokenizer.finite import require_finite
 from tokenizer.hybrid import HybridTokenizer
 
 SCHEDULERS = ("dpm++", "ddim", "one-step")
@@ -188,10 +189,7 @@ class DiTPipeline:
         text, mask = self.text_encoder(prompts)
         guided = s.cfg_scale > 0
         if guided:
-            null, null_mask = self.text_encoder([""] * B)
-            length = max(text.shape[1], null.shape[1])
-            text = torch.cat([pad_left(text, length), pad_left(null, length)])
-            mask = torch.cat([pad_left(mask, length), pad_left(null_mask, length)])
+            text, mask = prepare_text((text, mask), self.text_encoder([""]))
         text = text.to(dtype)
         if s.scheduler == "one-step":
             x = one_step(PackedTextDenoiser(self.denoiser), GaussianDiffusion(c.train_steps), x,
@@ -210,9 +208,6 @@ class DiTPipeline:
 
     def decode(self, x: torch.Tensor) -> list:
         """PIL images of scaled latents x (B, C, h, h)."""
-        f = x / self.denoiser.config.latent_scale
-        out = self.tokenizer.decode_latent(f.to(next(self.tokenizer.parameters()).dtype)).float().clamp(-1, 1)
-        if not torch.isfinite(out).all():
-            raise RuntimeError("the diffusion baseline produced non-finite images: its weights are corrupt; reload")
-        return [to_pil(im) for im in out]
+        f = require_finite(x, "diffusion baseline denoiser") / self.denoiser.config.latent_scale
+        return [to_pil(im) for im in decode_image(self.tokenizer, f.to(module_dtype(self.tokenizer))).float()]
 
