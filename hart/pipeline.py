@@ -76,6 +76,30 @@ class PipelineOutput:
     images: list[Image.Image] | np.ndarray | torch.Tensor
 
 
+def call_generators(seed: int | None, generator, count: int):
+    """The generators of a call: ``generator`` if given (checked), else one per image from ``seed``
+    (``hart.seeding``); ``seed=None`` draws the seed from torch's global generator."""
+    if generator is None:
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, ()))
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
+        generator = prompt_generators(seed, count)
+    check_generators(generator, count)
+    return generator
+
+
+def batches(prompts: list[str], generator, batch_size: int, progress: bool):
+    """(start, prompts, their generators) of each ``batch_size`` chunk in order, under one progress bar
+    when there are several; ``generator`` is one shared generator or one per prompt."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    starts = range(0, len(prompts), batch_size)
+    return ((i, prompts[i:i + batch_size],
+             generator[i:i + batch_size] if isinstance(generator, (list, tuple)) else generator)
+            for i in tqdm(starts, desc="generate", disable=not progress or len(starts) == 1))
+
+
 def convert_output(x: torch.Tensor, output_type: str):
     """Images in [-1, 1] (B, 3, H, W) -> the requested type; latents pass through."""
     if output_type == "latent":
@@ -280,26 +304,15 @@ class HARTPipeline:
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}")
         settings = dataclasses.replace(self.settings, **overrides)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        chunks = batches(prompts, call_generators(seed, generator, len(prompts)), batch_size, progress)
         negatives = self._negative_prompts(negative_prompt, len(prompts) // num_images_per_prompt,
                                            num_images_per_prompt)
-        if generator is None:
-            if seed is None:
-                seed = int(torch.randint(0, 2**62, ()))
-            if not isinstance(seed, int) or isinstance(seed, bool):
-                raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
-            generator = prompt_generators(seed, len(prompts))
-        check_generators(generator, len(prompts))
         dtype = next(self.transformer.parameters()).dtype
         guided = settings.cfg_scale > 0
         null = self._encode([""], dtype)
         null_prefix = self._null_prefix(null) if guided and negatives is None else None
         outputs = []
-        starts = range(0, len(prompts), batch_size)
-        for i in tqdm(starts, desc="generate", disable=not progress or len(starts) == 1):
-            chunk = prompts[i:i + batch_size]
-            rows = generator[i:i + batch_size] if isinstance(generator, (list, tuple)) else generator
+        for i, chunk, rows in chunks:
             chunk_null = null if negatives is None else self._encode(negatives[i:i + batch_size], dtype)
             outputs.append(generate(self.transformer, self.head, self.tokenizer, self._encode(chunk, dtype),
                                     chunk_null, settings, rows, null_prefix=null_prefix, head_1step=self.head_1step,

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from hart.diffusion import GaussianDiffusion
 from hart.dit.model import DIT_PRESETS, DiTConfig, DiTDenoiser
@@ -27,13 +26,14 @@ from hart.dmd import one_step
 from hart.pipeline import (
     PIPELINE_PRESETS,
     PipelineOutput,
+    batches,
     build_text_encoder,
+    call_generators,
     load_text_encoder,
     resolve_model_dir,
     save_text_encoder,
 )
-from hart.sampler import check_generators, decode_image, module_dtype, prepare_text
-from hart.seeding import prompt_generators
+from hart.sampler import decode_image, module_dtype, prepare_text
 from hart.text_encoder import TextEncoder
 from hart.text_encoder_specs import TextEncoderSpec
 from tokenizer.checkpoint import CheckpointError, load_config, load_weights, save_component, save_json
@@ -156,7 +156,7 @@ class DiTPipeline:
         return next(self.denoiser.parameters()).device
 
     @torch.no_grad()
-    def __call__(self, prompts: str | list[str], seed: int = 0, batch_size: int = 8, progress: bool = True,
+    def __call__(self, prompts: str | list[str], seed: int | None = 0, batch_size: int = 8, progress: bool = True,
                  generator: torch.Generator | list[torch.Generator] | None = None, **overrides) -> PipelineOutput:
         """One image per prompt. ``overrides``: cfg_scale, num_inference_steps, scheduler ("dpm++", "ddim")."""
         prompts = self.text_encoder.check_prompts(prompts)
@@ -165,16 +165,9 @@ class DiTPipeline:
             raise TypeError(f"unknown sampling settings {sorted(unknown)}; known: "
                             f"{[f.name for f in dataclasses.fields(DiTSettings)]}")
         settings = dataclasses.replace(self.settings, **{k: v for k, v in overrides.items() if v is not None})
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if generator is None:
-            generator = prompt_generators(seed, len(prompts))
-        check_generators(generator, len(prompts))
         images = []
-        starts = range(0, len(prompts), batch_size)
-        for i in tqdm(starts, desc="generate", disable=not progress or len(starts) == 1):
-            rows = generator[i:i + batch_size] if isinstance(generator, (list, tuple)) else generator
-            images += self.sample(prompts[i:i + batch_size], settings, rows)
+        for _, chunk, rows in batches(prompts, call_generators(seed, generator, len(prompts)), batch_size, progress):
+            images += self.sample(chunk, settings, rows)
         return PipelineOutput(images=images)
 
     def sample(self, prompts: list[str], s: DiTSettings, generator) -> list:
